@@ -1,0 +1,274 @@
+"""Typed configuration: dataclasses, loaded with omegaconf from YAML plus dotted CLI overrides.
+
+Unknown keys and wrong types fail at start-up with a :class:`ConfigError` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+PATCH_AREA = 28 * 28  # one merged Qwen2.5-VL vision token covers 28x28 pixels
+
+
+class ConfigError(ValueError):
+    """A configuration problem found at start-up."""
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""  # a local HF Qwen2.5-VL folder; empty = build (and cache) the tiny offline model
+    cache_dir: str = "~/.cache/vital_ray/models"
+    tiny_hidden: int = 64
+    tiny_layers: int = 2
+    tiny_vision_depth: int = 2
+    dtype: str = "float32"  # float32 | bfloat16
+    freeze_vision: bool = True  # VITAL freezes the ViT in RL
+    seed: int = 0
+
+
+@dataclass
+class VideoViewConfig:
+    """The global (low-resolution, sparse) view of the whole video given in the prompt."""
+
+    fps: float = 2.0
+    max_frames: int = 8
+    min_pixels: int = 4 * PATCH_AREA
+    max_pixels: int = 16 * PATCH_AREA
+    draw_timestamps: bool = True
+
+
+@dataclass
+class ToolConfig:
+    """`get_video_clip_frame` (VITAL semantics: spec section 2.3)."""
+
+    backend: str = "decord"  # decord: straight from the video; frames: a directory of pre-extracted JPEGs
+    source_fps: float = 2.0  # clip frames are sampled on this grid, as VITAL's 2 fps JPEG contract
+    max_frames: int = 64
+    min_pixels: int = 4 * PATCH_AREA
+    max_pixels: int = 64 * PATCH_AREA  # 50,176 px, about 224x224
+    min_clip_s: float = 1.0
+    draw_timestamps: bool = True
+    timeout_s: float = 60.0
+    max_retries: int = 2
+
+
+@dataclass
+class TaskSpec:
+    """How one task (record `data_source`) is scored."""
+
+    kind: str = "tg"  # tg | mcq | numeric | regression | free_form | ocr | gqa_mcq | gqa_free_form
+    alpha: float = 0.0  # cut-IoU: clamp((iou - alpha) / (beta - alpha), 0, 1)
+    beta: float = 1.0
+    use_format: bool = True
+
+
+def _default_tasks() -> dict[str, TaskSpec]:
+    return {
+        "synthetic/tg": TaskSpec("tg", 0.0, 1.0),
+        "synthetic/mcq": TaskSpec("mcq"),
+        "charades": TaskSpec("tg"),
+        "actnet": TaskSpec("tg"),
+        "charades_cutreward": TaskSpec("tg", 0.2, 0.8),
+        "actnet_cutreward": TaskSpec("tg", 0.2, 0.8),
+        "vidchapter": TaskSpec("tg", 0.0, 0.5),
+        "vidchapter_cutreward": TaskSpec("tg", 0.0, 0.5),
+        "nextgqa": TaskSpec("gqa_mcq"),
+        "rextime": TaskSpec("gqa_free_form"),
+        "nextgqa_cutreward": TaskSpec("gqa_mcq", 0.2, 0.8),
+        "rextime_cutreward": TaskSpec("gqa_free_form", 0.2, 0.8),
+        "video_r1/multiple_choice": TaskSpec("mcq"),
+        "video_r1/numerical": TaskSpec("numeric"),
+        "video_r1/regression": TaskSpec("regression"),
+        "video_r1/free_form": TaskSpec("free_form"),
+        "video_r1/OCR": TaskSpec("ocr"),
+    }
+
+
+@dataclass
+class RewardConfig:
+    tasks: dict[str, TaskSpec] = field(default_factory=_default_tasks)
+    format_weight: float = 1.0
+    tool_bonus: float = 0.5  # per successful tool call
+    tool_bonus_cap: int = 2  # calls paid for
+    gqa_iou_weight: float = 0.5  # grounded QA pays span AND answer (fixes the original's IoU-only bug)
+    gqa_answer_weight: float = 0.5
+    time_scope: str = "answer"  # answer: parse spans inside <answer> only; response: VITAL's whole-text rule
+
+
+@dataclass
+class AlgoConfig:
+    estimator: str = "dgrpo"  # dgrpo | grpo
+    dgrpo_threshold: float = 2.0  # w = 0.5 + 0.5*clip(threshold - mean_reward, 0, 1); tied to the reward scale
+    eps: float = 1e-6
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    clip_c: float = 3.0  # dual clip for negative advantages
+    kl_coef: float = 0.01  # k3 KL loss against the frozen reference; 0 disables the reference model
+    entropy_coef: float = 0.0
+
+
+@dataclass
+class RolloutConfig:
+    backend: str = "hf"  # hf: transformers generate (CPU or GPU) | vllm (GPU extra)
+    num_workers: int = 1
+    num_cpus_per_worker: float = 1.0
+    num_gpus_per_worker: float = 0.0
+    group_size: int = 4  # G rollouts per prompt
+    temperature: float = 1.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    max_turns: int = 2  # tool calls allowed; a trajectory has at most max_turns + 1 generations
+    max_tokens_per_turn: int = 64
+    max_total_tokens: int = 512  # generated + tool tokens per trajectory (hard cap, spec section 10.8)
+    batch_size: int = 8  # trajectories generated together per backend call
+
+
+@dataclass
+class ToolPoolConfig:
+    min_workers: int = 1
+    max_workers: int = 2
+    num_cpus_per_worker: float = 0.25
+    max_concurrency: int = 4  # concurrent calls per actor
+    scale_up_queue: int = 4  # queued calls per worker before growing
+    idle_s_before_shrink: float = 10.0
+
+
+@dataclass
+class LearnerConfig:
+    num_workers: int = 1
+    num_cpus_per_worker: float = 1.0
+    num_gpus_per_worker: float = 0.0
+    backend: str = "auto"  # auto: nccl on GPU, gloo on CPU
+    lr: float = 1e-6
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float = 1.0
+    micro_batch_size: int = 4
+    ppo_epochs: int = 1
+    sync_bucket_mb: int = 64
+
+
+@dataclass
+class DataConfig:
+    train_file: str = ""  # VITAL-format JSON list; empty = generate synthetic videos
+    video_root: str = ""
+    synthetic_dir: str = "~/.cache/vital_ray/synthetic"
+    num_videos: int = 4
+    video_duration_s: float = 120.0
+    tasks: list[str] = field(default_factory=lambda: ["tg", "mcq"])
+    records_per_video: int = 4
+    shuffle_seed: int = 1
+    on_bad_record: str = "skip"  # skip | fail
+
+
+@dataclass
+class TrainerConfig:
+    iterations: int = 8
+    prompts_per_iter: int = 4
+    output_dir: str = "outputs/demo"
+    checkpoint_every: int = 4
+    seed: int = 0
+    wandb_project: str = ""  # empty: no wandb; offline unless WANDB_API_KEY is set
+    progress: bool = True
+
+
+@dataclass
+class RayConfig:
+    address: str = ""  # empty: start a local cluster
+    include_dashboard: bool = False
+    num_cpus: int = 0  # 0: Ray decides
+
+
+@dataclass
+class DGRPOJobConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    view: VideoViewConfig = field(default_factory=VideoViewConfig)
+    tool: ToolConfig = field(default_factory=ToolConfig)
+    tool_pool: ToolPoolConfig = field(default_factory=ToolPoolConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+T = TypeVar("T")
+
+_CHOICES = {
+    "tool.backend": ("decord", "frames"),
+    "rollout.backend": ("hf", "vllm"),
+    "algo.estimator": ("dgrpo", "grpo"),
+    "learner.backend": ("auto", "gloo", "nccl"),
+    "model.dtype": ("float32", "bfloat16"),
+    "reward.time_scope": ("answer", "response"),
+    "data.on_bad_record": ("skip", "fail"),
+}
+_TASK_KINDS = ("tg", "mcq", "numeric", "regression", "free_form", "ocr", "gqa_mcq", "gqa_free_form")
+
+
+def _validate(cfg: Any) -> None:
+    for dotted, allowed in _CHOICES.items():
+        obj = cfg
+        try:
+            for part in dotted.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if obj not in allowed:
+            raise ConfigError(f"{dotted}={obj!r} is not one of {allowed}")
+    reward = getattr(cfg, "reward", None)
+    if reward is not None:
+        for name, spec in reward.tasks.items():
+            if spec.kind not in _TASK_KINDS:
+                raise ConfigError(f"reward.tasks.{name}.kind={spec.kind!r} is not one of {_TASK_KINDS}")
+            if not spec.beta > spec.alpha:
+                raise ConfigError(f"reward.tasks.{name}: beta ({spec.beta}) must exceed alpha ({spec.alpha})")
+    rollout = getattr(cfg, "rollout", None)
+    if rollout is not None:
+        for key in ("group_size", "max_tokens_per_turn", "max_total_tokens", "num_workers", "batch_size"):
+            if getattr(rollout, key) < 1:
+                raise ConfigError(f"rollout.{key} must be >= 1, got {getattr(rollout, key)}")
+        if rollout.max_turns < 0:
+            raise ConfigError(f"rollout.max_turns must be >= 0, got {rollout.max_turns}")
+    tool = getattr(cfg, "tool", None)
+    if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
+        raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")
+
+
+def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> T:
+    """Build `schema` from defaults, then a YAML file, then `key.sub=value` overrides (in that order)."""
+    try:
+        base = OmegaConf.structured(schema)
+        layers = [base]
+        if yaml_path:
+            if not os.path.exists(yaml_path):
+                raise ConfigError(f"config file not found: {yaml_path}")
+            layers.append(OmegaConf.load(yaml_path))
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise ConfigError(f"overrides must look like key.sub=value, got {bad}")
+        layers.append(OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(*layers)
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:  # names the key (full_key) and the problem
+        key = getattr(e, "full_key", None) or "?"
+        msg = str(e).splitlines()[0]
+        raise ConfigError(f"bad config key '{key}': {msg}") from None
+    _validate(cfg)
+    return cfg  # type: ignore[return-value]
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def expand(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path)) if path else path
