@@ -1,0 +1,1 @@
+"""Ray actors and pools: rollout (generation), video tools, reward scoring, FSDP2 learner."""

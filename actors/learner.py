@@ -1,0 +1,95 @@
+"""Learner pool: FSDP2 ranks in Ray actors (gloo on CPU, NCCL on GPU). Rank 0 exposes the rendezvous."""
+
+from __future__ import annotations
+
+import time
+
+import ray
+
+from actors.common import limit_threads
+from vital_ray.batch import TrainSample, shard_balanced
+from vital_ray.config import AlgoConfig, LearnerConfig, ModelConfig
+from vital_ray.training import fsdp
+from vital_ray.training.weights import to_buckets
+
+
+@ray.remote
+class LearnerWorker:
+    def __init__(self, rank: int, world: int, threads: int = 1):
+        limit_threads(threads)
+        self.rank, self.world = rank, world
+        self.learner = None
+
+    def rendezvous(self) -> tuple[str, int]:
+        return ray.util.get_node_ip_address(), fsdp.free_port()
+
+    def setup(self, addr: str, port: int, model_path: str, learner: LearnerConfig, algo: AlgoConfig,
+              model: ModelConfig) -> int:
+        from vital_ray.training.learner import FSDPLearner
+
+        backend = fsdp.init_distributed(self.rank, self.world, addr, port, learner.backend)
+        device = fsdp.device_for(backend)
+        self.learner = FSDPLearner(model_path, learner, algo, model.dtype, model.freeze_vision, ray.get, device)
+        return self.rank
+
+    def policy_update(self, samples: list[TrainSample]) -> dict:
+        return self.learner.policy_update(samples)
+
+    def sft_update(self, samples: list[TrainSample]) -> dict:
+        return self.learner.sft_update(samples)
+
+    def logprobs(self, samples: list[TrainSample]):
+        return self.learner.logprobs(samples)
+
+    def push_weights(self, bucket_mb: int):
+        """Collective gather; rank 0 puts the buckets in the object store and returns (entries, refs, seconds)."""
+        t0 = time.perf_counter()
+        state = self.learner.full_state()
+        if self.rank != 0:
+            return None
+        entries, buckets = to_buckets(state, bucket_mb)
+        return entries, [ray.put(b) for b in buckets], time.perf_counter() - t0
+
+    def save_hf(self, out_dir: str):
+        return self.learner.save_hf(out_dir)
+
+
+class LearnerPool:
+    def __init__(self, model_path: str, learner: LearnerConfig, algo: AlgoConfig, model: ModelConfig):
+        self.cfg = learner
+        opts = {"num_cpus": learner.num_cpus_per_worker, "num_gpus": learner.num_gpus_per_worker}
+        threads = max(1, int(learner.num_cpus_per_worker))
+        n = learner.num_workers
+        self.workers = [LearnerWorker.options(**opts).remote(r, n, threads) for r in range(n)]
+        addr, port = ray.get(self.workers[0].rendezvous.remote())
+        ray.get([w.setup.remote(addr, port, model_path, learner, algo, model) for w in self.workers])
+
+    def _fan_out(self, method: str, samples: list[TrainSample]) -> list:
+        shards = shard_balanced(samples, len(self.workers))
+        return ray.get([getattr(w, method).remote(s) for w, s in zip(self.workers, shards)])
+
+    def policy_update(self, samples: list[TrainSample]) -> dict:
+        return _mean_metrics(self._fan_out("policy_update", samples))
+
+    def sft_update(self, samples: list[TrainSample]) -> dict:
+        return _mean_metrics(self._fan_out("sft_update", samples))
+
+    def logprobs(self, samples: list[TrainSample]):
+        """Single-rank scoring (no sharding of samples) for diagnostics: every rank must join the collectives."""
+        return ray.get([w.logprobs.remote(samples) for w in self.workers])[0]
+
+    def push_weights(self):
+        results = ray.get([w.push_weights.remote(self.cfg.sync_bucket_mb) for w in self.workers])
+        return results[0]
+
+    def save_hf(self, out_dir: str) -> str:
+        return ray.get([w.save_hf.remote(out_dir) for w in self.workers])[0]
+
+    def shutdown(self):
+        for w in self.workers:
+            ray.kill(w)
+
+
+def _mean_metrics(parts: list[dict]) -> dict:
+    keys = parts[0].keys()
+    return {k: (sum(p[k] for p in parts) if k == "tokens" else sum(p[k] for p in parts) / len(parts)) for k in keys}

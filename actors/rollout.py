@@ -1,0 +1,88 @@
+"""Rollout pool: generation actors behind the `RolloutEngine` interface (transformers now, vLLM on GPU)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import ray
+
+from actors.common import limit_threads
+from vital_ray.config import ModelConfig, RolloutConfig
+from vital_ray.models.inputs import VideoInput
+from vital_ray.rollout.engine import GenRequest, GenResult, SamplingParams
+from vital_ray.training.weights import from_buckets
+
+
+def make_engine(model_path: str, rollout: RolloutConfig, model: ModelConfig):
+    if rollout.backend == "vllm":
+        from vital_ray.rollout.vllm_engine import VLLMEngine  # GPU extra
+
+        return VLLMEngine(model_path, rollout, model)
+    from vital_ray.rollout.engine import HFEngine
+
+    import torch
+
+    device = "cuda" if rollout.num_gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
+    return HFEngine(model_path, model.dtype, device)
+
+
+@ray.remote(max_restarts=-1)
+class RolloutWorker:
+    def __init__(self, model_path: str, rollout: RolloutConfig, model: ModelConfig, threads: int = 1):
+        limit_threads(threads)
+        self.engine = make_engine(model_path, rollout, model)
+        self.version = 0
+
+    def ready(self) -> int:
+        return self.version
+
+    def generate(self, requests: list[dict], sampling: SamplingParams) -> list[GenResult]:
+        """requests: {key, token_ids, videos: [(frames_ref, second_per_grid)], max_new_tokens}."""
+        refs = [v[0] for r in requests for v in r["videos"]]
+        frames = iter(ray.get(refs)) if refs else iter(())  # zero-copy reads from the object store
+        reqs = [GenRequest(r["key"], r["token_ids"], [VideoInput(next(frames), spg) for _, spg in r["videos"]],
+                           r["max_new_tokens"]) for r in requests]
+        return self.engine.generate(reqs, sampling)
+
+    def update_weights(self, entries, version: int, *buckets: np.ndarray) -> float:
+        """One call per sync: all buckets arrive as top-level args, resolved by Ray from the object store."""
+        t0 = time.perf_counter()
+        self.engine.load_weights(from_buckets(entries, list(buckets)))
+        self.version = version
+        return time.perf_counter() - t0
+
+
+class RolloutPool:
+    """Dispatches generation batches to idle workers; `generate` is awaited by the rollout scheduler."""
+
+    def __init__(self, model_path: str, rollout: RolloutConfig, model: ModelConfig):
+        opts = {"num_cpus": rollout.num_cpus_per_worker, "num_gpus": rollout.num_gpus_per_worker}
+        threads = max(1, int(rollout.num_cpus_per_worker))
+        self.workers = [RolloutWorker.options(**opts).remote(model_path, rollout, model, threads)
+                        for _ in range(rollout.num_workers)]
+        ray.get([w.ready.remote() for w in self.workers])
+        self.idle: asyncio.Queue | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.workers)
+
+    async def generate(self, requests: list[dict], sampling: SamplingParams) -> list[GenResult]:
+        if self.idle is None:  # created lazily inside the running event loop
+            self.idle = asyncio.Queue()
+            for w in self.workers:
+                self.idle.put_nowait(w)
+        worker = await self.idle.get()
+        try:
+            return await worker.generate.remote(requests, sampling)
+        finally:
+            self.idle.put_nowait(worker)
+
+    def update_weights(self, entries, bucket_refs, version: int) -> float:
+        return max(ray.get([w.update_weights.remote(entries, version, *bucket_refs) for w in self.workers]))
+
+    def shutdown(self):
+        for w in self.workers:
+            ray.kill(w)

@@ -1,0 +1,1 @@
+"""Drivers: DGRPO (RL), SFT, evaluation and the 4-stage recipe."""

@@ -1,0 +1,107 @@
+"""What every driver sets up: Ray, the model folder, the data, and the actor pools (rollout, tools, reward)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+
+import ray
+
+from actors.reward import RewardPool
+from actors.rollout import RolloutPool
+from actors.tools import ToolPool
+from vital_ray.config import DGRPOJobConfig, expand
+from vital_ray.rollout.engine import SamplingParams
+from vital_ray.rollout.scheduler import RolloutScheduler, RolloutStats
+from vital_ray.rollout.trajectory import TokenCodec, Trajectory, VideoRef, new_trajectory
+
+log = logging.getLogger("vital_ray")
+
+
+def init_ray(cfg: DGRPOJobConfig) -> None:
+    if ray.is_initialized():
+        return
+    kwargs = {"include_dashboard": cfg.ray.include_dashboard, "log_to_driver": True,
+              "runtime_env": {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}}}
+    if cfg.ray.address:
+        ray.init(address=cfg.ray.address, **kwargs)
+    else:
+        ray.init(num_cpus=cfg.ray.num_cpus or None, **kwargs)
+
+
+def load_training_records(cfg: DGRPOJobConfig) -> tuple[list, list]:
+    """VITAL-format JSON from `data.train_file`, or the embedded synthetic long-video tasks."""
+    from vital_ray.data.records import load_records
+
+    if cfg.data.train_file:
+        return load_records(expand(cfg.data.train_file), cfg.data.video_root, cfg.data.on_bad_record)
+    from vital_ray.data.synthetic import generate_dataset
+
+    _, json_path = generate_dataset(expand(cfg.data.synthetic_dir), num_videos=cfg.data.num_videos,
+                                    duration_s=cfg.data.video_duration_s, tasks=tuple(cfg.data.tasks),
+                                    records_per_video=cfg.data.records_per_video, seed=cfg.data.shuffle_seed)
+    return load_records(json_path, "", cfg.data.on_bad_record)
+
+
+class RLSession:
+    """Rollout + tool + reward pools and the multi-turn scheduler over them."""
+
+    def __init__(self, cfg: DGRPOJobConfig, model_path: str):
+        from transformers import AutoTokenizer
+
+        self.cfg = cfg
+        self.codec = TokenCodec(AutoTokenizer.from_pretrained(model_path))
+        self.rollout = RolloutPool(model_path, cfg.rollout, cfg.model)
+        self.tools = ToolPool(cfg.tool, cfg.view, cfg.tool_pool)
+        self.rewards = RewardPool(cfg.reward)
+        self.weights_version = 0
+
+    @property
+    def tool_schemas(self) -> list[dict] | None:
+        from vital_ray.tools.clip_tool import TOOL_SCHEMA
+
+        return [TOOL_SCHEMA] if self.cfg.rollout.max_turns > 0 else None
+
+    async def _start_group(self, record, group_size: int) -> list[Trajectory]:
+        meta, frames = await self.tools.global_view(record.video, record.duration)
+        if not meta.get("ok"):
+            log.warning("skipping %s: %s", record.id, meta.get("error"))
+            return []
+        view = VideoRef(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
+        uid = uuid.uuid4().hex[:12]
+        return [new_trajectory(self.codec, record, view, uid, i, self.tool_schemas) for i in range(group_size)]
+
+    async def _rollout(self, records: list, group_size: int, sampling: SamplingParams):
+        groups = await asyncio.gather(*(self._start_group(r, group_size) for r in records))
+        trajs = [t for g in groups for t in g]
+        scheduler = RolloutScheduler(self.codec, self.cfg.rollout, sampling, self.rollout.generate,
+                                     self.tools.call, self.rollout.size, tools_enabled=self.tool_schemas is not None)
+        stats = await scheduler.run(trajs) if trajs else RolloutStats()
+        return trajs, stats, len(records) - len([g for g in groups if g])
+
+    def rollout(self, records: list, group_size: int | None = None, sampling: SamplingParams | None = None):
+        """-> (trajectories, metrics). Records whose video cannot be read are skipped and counted."""
+        r = self.cfg.rollout
+        sampling = sampling or SamplingParams(r.temperature, r.top_p, r.repetition_penalty)
+        trajs, stats, skipped = asyncio.run(self._rollout(records, group_size or r.group_size, sampling))
+        metrics = stats.as_metrics(self.rollout.size)
+        metrics["data/skipped_records"] = skipped
+        return trajs, metrics
+
+    def score(self, trajs: list[Trajectory]) -> None:
+        items = [(t.task, t.response_text, t.solution, t.tool_ok) for t in trajs]
+        for t, res in zip(trajs, self.rewards.score(items)):
+            t.reward, t.reward_components, t.correct = res.total, dict(res.components), bool(res.correct)
+
+    def sync_weights(self, learner) -> dict:
+        entries, refs, gather_s = learner.push_weights()
+        self.weights_version += 1
+        load_s = self.rollout.update_weights(entries, refs, self.weights_version)
+        mb = sum(e.nbytes for e in entries) / 2**20
+        return {"sync/gather_s": gather_s, "sync/load_s": load_s, "sync/mb": mb}
+
+    def shutdown(self) -> None:
+        for pool in (self.rollout, self.tools, self.rewards):
+            pool.shutdown()

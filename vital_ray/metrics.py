@@ -1,0 +1,109 @@
+"""Per-iteration metrics: JSONL on disk, a console line, wandb (offline unless a key is set), reward-curve PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+
+
+class PhaseTimer:
+    """`with timer("rollout"):` records the phase's seconds under `time/rollout`."""
+
+    def __init__(self, on_phase=None):
+        self.times: dict[str, float] = {}
+        self.on_phase = on_phase  # e.g. sets the dashboard's phase gauge
+
+    @contextmanager
+    def __call__(self, phase: str):
+        if self.on_phase:
+            self.on_phase(phase)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[f"time/{phase}"] = self.times.get(f"time/{phase}", 0.0) + time.perf_counter() - t0
+
+    def pop(self) -> dict[str, float]:
+        out, self.times = self.times, {}
+        return out
+
+
+class MetricsLogger:
+    def __init__(self, out_dir: str, wandb_project: str = "", config: dict | None = None, resume: bool = False):
+        os.makedirs(out_dir, exist_ok=True)
+        self.path = os.path.join(out_dir, "metrics.jsonl")
+        if not resume and os.path.exists(self.path):
+            os.remove(self.path)
+        self.out_dir = out_dir
+        self.wandb = None
+        if wandb_project:
+            import wandb
+
+            os.environ.setdefault("WANDB_MODE", "online" if os.environ.get("WANDB_API_KEY") else "offline")
+            self.wandb = wandb.init(project=wandb_project, dir=out_dir, config=config or {}, resume="allow")
+
+    def log(self, step: int, metrics: dict) -> None:
+        row = {"iteration": step, **{k: float(v) for k, v in metrics.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.wandb is not None:
+            self.wandb.log(metrics, step=step)
+
+    def history(self) -> list[dict]:
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def plot(self, keys=("reward/mean", "reward/accuracy"), name: str = "reward_curve.png") -> str:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = self.history()
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for key in keys:
+            xs = [r["iteration"] for r in rows if key in r]
+            ax.plot(xs, [r[key] for r in rows if key in r], marker="o", label=key)
+        ax.set_xlabel("iteration")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        path = os.path.join(self.out_dir, name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+    def close(self) -> None:
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def console_line(step: int, m: dict) -> str:
+    phases = " ".join(f"{k[5:]}={v:.1f}s" for k, v in m.items() if k.startswith("time/"))
+    return (f"iter {step:3d} | reward {m.get('reward/mean', 0):.3f} acc {m.get('reward/accuracy', 0):.2f} "
+            f"tools/rollout {m.get('rollout/tool_calls_per_traj', 0):.2f} "
+            f"tool_lat {m.get('tool/latency_mean_s', 0) * 1000:.0f}ms "
+            f"tok/s {m.get('rollout/tokens_per_s', 0):.0f} | {phases}")
+
+
+def trajectory_metrics(trajs) -> dict:
+    """Reward, accuracy and tool-use statistics over one iteration's trajectories."""
+    if not trajs:
+        return {}
+    n = len(trajs)
+    out = {
+        "reward/mean": sum(t.reward for t in trajs) / n,
+        "reward/accuracy": sum(t.correct for t in trajs) / n,
+        "rollout/tool_calls_per_traj": sum(t.tool_calls for t in trajs) / n,
+        "rollout/tool_ok_per_traj": sum(t.tool_ok for t in trajs) / n,
+        "rollout/response_len": sum(t.response_len for t in trajs) / n,
+        "rollout/gen_tokens": sum(t.gen_tokens for t in trajs),
+        "rollout/answered": sum(t.stop_reason == "answer" for t in trajs) / n,
+    }
+    for key in sorted({k for t in trajs for k in t.reward_components}):
+        out[f"reward/{key}"] = sum(t.reward_components.get(key, 0.0) for t in trajs) / n
+    return out

@@ -1,0 +1,1 @@
+"""Multi-turn tool rollouts: trajectory state (pure), generation engines, and the async scheduler."""

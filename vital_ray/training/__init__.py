@@ -1,0 +1,1 @@
+"""Learner-side library: FSDP2 sharding, log-prob scoring, policy/SFT updates, weight buckets, checkpoints."""

@@ -1,0 +1,185 @@
+"""The FSDP2 learner: policy (DGRPO/GRPO) and SFT updates over `TrainSample`s. No Ray in here.
+
+One instance per rank; the Ray actor (actors/learner.py) and the Ray Train SFT loop both drive it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from vital_ray.algorithms.losses import kl_k3, policy_loss
+from vital_ray.batch import TrainSample, micro_batches
+from vital_ray.config import AlgoConfig, LearnerConfig
+from vital_ray.models.inputs import SeqInput, VideoInput, collate, model_kwargs
+from vital_ray.training import fsdp
+from vital_ray.training.scorer import PolicyScorer
+
+Resolver = Callable[[object], np.ndarray]  # ObjectRef (or array) -> uint8 frames
+
+
+class FSDPLearner:
+    def __init__(self, model_path: str, learner: LearnerConfig, algo: AlgoConfig, dtype: str = "float32",
+                 freeze_vision: bool = True, resolve: Resolver = np.asarray, device: torch.device | None = None):
+        from transformers import Qwen2_5_VLForConditionalGeneration
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        self.cfg, self.algo, self.resolve = learner, algo, resolve
+        self.device = device or torch.device("cpu")
+        self.model_path = model_path
+        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+
+        def load():
+            m = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_path, dtype=torch_dtype).to(self.device)
+            if freeze_vision:
+                m.model.visual.requires_grad_(False)
+            return m
+
+        model = load()
+        self.config = model.config
+        self.pad_id = model.config.text_config.pad_token_id or 0
+        self.policy = fsdp.shard_model(PolicyScorer(model), self.device)
+        self.ref = None
+        if algo.kl_coef > 0:
+            self.ref = fsdp.shard_model(PolicyScorer(load().requires_grad_(False)), self.device)
+            self.ref.eval()
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=learner.lr, betas=tuple(learner.betas),
+                                     weight_decay=learner.weight_decay)
+        self.step = 0
+
+    # -- inputs ---------------------------------------------------------------------------------------------
+    def _batch(self, samples: list[TrainSample]) -> dict:
+        seqs = [SeqInput(s.token_ids.tolist(), [VideoInput(np.asarray(self.resolve(v.frames)), v.second_per_grid)
+                                                for v in s.videos]) for s in samples]
+        batch = collate(seqs, self.config, self.pad_id, left_pad=False, device=self.device)
+        L = batch["input_ids"].shape[1]
+        mask = torch.zeros((len(samples), L), dtype=torch.long)
+        old = torch.zeros((len(samples), L), dtype=torch.float32)
+        for b, s in enumerate(samples):
+            mask[b, :len(s.loss_mask)] = torch.from_numpy(s.loss_mask.astype(np.int64))
+            old[b, :len(s.logprobs)] = torch.from_numpy(s.logprobs)
+        batch["score_mask"] = mask.to(self.device)
+        sel = mask.bool()
+        batch["rollout_logprobs"] = old[sel].to(self.device)
+        counts = mask.sum(1)
+        batch["adv"] = torch.repeat_interleave(torch.tensor([s.advantage for s in samples]), counts).to(self.device)
+        batch["w"] = torch.repeat_interleave(torch.tensor([s.weight for s in samples]), counts).to(self.device)
+        return batch
+
+    def _score(self, module, batch, with_entropy=False):
+        return module(**model_kwargs(batch), score_mask=batch["score_mask"], with_entropy=with_entropy)
+
+    # -- scoring --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def logprobs(self, samples: list[TrainSample]) -> list[np.ndarray]:
+        """Learner log-probs of each sample's loss-masked tokens (for parity checks and old-logprob recompute)."""
+        self.policy.eval()
+        out = []
+        for mb in micro_batches(samples, self.cfg.micro_batch_size):
+            batch = self._batch(mb)
+            lp, _ = self._score(self.policy, batch)
+            counts = batch["score_mask"].sum(1).tolist()
+            out += [x.float().cpu().numpy() for x in torch.split(lp, counts)]
+        return out
+
+    # -- updates --------------------------------------------------------------------------------------------
+    def policy_update(self, samples: list[TrainSample]) -> dict:
+        """PPO-clip (+dual clip) + k3 KL, token-mean per micro-batch / #micro-batches (verl semantics)."""
+        mbs = micro_batches(samples, self.cfg.micro_batch_size)
+        old_lp = self.logprobs(samples) if self.cfg.ppo_epochs > 1 else None
+        metrics: dict[str, list[float]] = {}
+        for _ in range(self.cfg.ppo_epochs):
+            self.policy.train()
+            self.opt.zero_grad(set_to_none=True)
+            offset = 0
+            for mb in mbs:
+                batch = self._batch(mb)
+                logp, _ = self._score(self.policy, batch)
+                if old_lp is None:  # one update per rollout batch: exactly on-policy, ratio 1 (as verl 0.4)
+                    old = logp.detach()
+                else:
+                    old = torch.from_numpy(np.concatenate(old_lp[offset:offset + len(mb)])).to(logp.device)
+                offset += len(mb)
+                mask = batch["w"]  # filler samples weigh 0
+                pg, pg_m = policy_loss(logp, old, batch["adv"], mask, self.algo.clip_low, self.algo.clip_high,
+                                       self.algo.clip_c)
+                loss = pg
+                if self.ref is not None:
+                    with torch.no_grad():
+                        ref_lp, _ = self._score(self.ref, batch)
+                    kl = kl_k3(logp, ref_lp, mask)
+                    loss = loss + self.algo.kl_coef * kl
+                    _add(metrics, "kl", kl)
+                (loss / len(mbs)).backward()
+                _add(metrics, "pg_loss", pg)
+                for k, v in pg_m.items():
+                    _add(metrics, k, v)
+                diff = (logp.detach() - batch["rollout_logprobs"]).abs()
+                _add(metrics, "rollout_logprob_diff_mean", diff.mean() if diff.numel() else torch.tensor(0.0))
+                _add(metrics, "tokens", float(batch["score_mask"].sum()))
+            metrics.setdefault("grad_norm", []).append(self._optimizer_step())
+        return {k: float(np.mean(v)) if k != "tokens" else float(np.sum(v)) for k, v in metrics.items()}
+
+    def sft_update(self, samples: list[TrainSample]) -> dict:
+        """Cross-entropy on loss-masked (assistant) tokens, summed then divided by their count."""
+        self.policy.train()
+        self.opt.zero_grad(set_to_none=True)
+        mbs = micro_batches(samples, self.cfg.micro_batch_size)
+        total_tokens = sum(float((s.loss_mask > 0).sum()) * s.weight for s in samples)
+        loss_sum = 0.0
+        for mb in mbs:
+            batch = self._batch(mb)
+            logp, _ = self._score(self.policy, batch)
+            loss = -(logp * batch["w"]).sum() / max(total_tokens, 1.0)
+            loss.backward()
+            loss_sum += float(loss)
+        return {"sft_loss": loss_sum, "tokens": total_tokens, "grad_norm": self._optimizer_step()}
+
+    def _optimizer_step(self) -> float:
+        norm = torch.nn.utils.clip_grad_norm_([p for p in self.policy.parameters() if p.requires_grad],
+                                              self.cfg.grad_clip)
+        self.opt.step()
+        self.step += 1
+        return fsdp.grad_norm_value(norm)
+
+    # -- weights and checkpoints ----------------------------------------------------------------------------
+    def full_state(self) -> dict[str, torch.Tensor]:
+        """Collective. HF parameter names; the tied LM head is dropped when embeddings are tied."""
+        state = fsdp.full_state_dict(self.policy)
+        out = {k.removeprefix("model."): v for k, v in state.items()}
+        if getattr(self.config, "tie_word_embeddings", False):
+            out.pop("lm_head.weight", None)
+        return out
+
+    def save_hf(self, out_dir: str, state: dict[str, torch.Tensor] | None = None) -> str | None:
+        """Collective. Rank 0 writes a normal HF folder (config, safetensors, tokenizer) loadable by
+        `from_pretrained` and vLLM."""
+        from safetensors.torch import save_file
+
+        state = self.full_state() if state is None else state
+        if dist.get_rank() != 0:
+            return None
+        tmp = out_dir.rstrip("/") + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        for name in os.listdir(self.model_path):  # config, tokenizer, processor files
+            if not name.endswith((".safetensors", ".bin")) and name != "model.safetensors.index.json":
+                src = os.path.join(self.model_path, name)
+                if os.path.isfile(src):
+                    shutil.copy2(src, tmp)
+        save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(tmp, "model.safetensors"),
+                  metadata={"format": "pt"})
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
+        return out_dir
+
+
+def _add(metrics: dict, key: str, value) -> None:
+    metrics.setdefault(key, []).append(float(value))
