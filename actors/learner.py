@@ -41,6 +41,9 @@ class LearnerWorker:
     def logprobs(self, samples: list[TrainSample]):
         return self.learner.logprobs(samples)
 
+    def set_lr(self, lr: float) -> None:
+        self.learner.set_lr(lr)
+
     def push_weights(self, bucket_mb: int):
         """Collective gather; rank 0 puts the buckets in the object store and returns (entries, refs, seconds)."""
         t0 = time.perf_counter()
@@ -77,6 +80,9 @@ class LearnerPool:
     def logprobs(self, samples: list[TrainSample]):
         """Single-rank scoring (no sharding of samples) for diagnostics: every rank must join the collectives."""
         return ray.get([w.logprobs.remote(samples) for w in self.workers])[0]
+
+    def set_lr(self, lr: float) -> None:
+        ray.get([w.set_lr.remote(lr) for w in self.workers])
 
     def push_weights(self):
         results = ray.get([w.push_weights.remote(self.cfg.sync_bucket_mb) for w in self.workers])

@@ -50,6 +50,19 @@ def save_checkpoint(learner, out_dir: str, iteration: int, sampler: PromptSample
     return path
 
 
+def warmup(cfg: DGRPOJobConfig, session, learner, sampler: PromptSampler) -> None:
+    """SFT on teacher tool-use traces (clip frames included), then push the weights to the rollout pool."""
+    learner.set_lr(cfg.trainer.sft_warmup_lr)
+    warm_sampler = PromptSampler(sampler.records, seed=cfg.data.shuffle_seed + 7)
+    bar = tqdm(range(cfg.trainer.sft_warmup_steps), desc="SFT warm-up", disable=not cfg.trainer.progress)
+    for step in bar:
+        trajs = session.teacher_trajectories(warm_sampler.next(cfg.trainer.sft_batch_size), seed=step)
+        m = learner.sft_update([sample_from_trajectory(t) for t in trajs])
+        bar.set_postfix(loss=f"{m['sft_loss']:.3f}")
+    learner.set_lr(cfg.learner.lr)
+    session.sync_weights(learner)
+
+
 def train(cfg: DGRPOJobConfig) -> dict:
     from actors.learner import LearnerPool
     from pipelines.session import RLSession, init_ray, load_training_records
@@ -66,6 +79,8 @@ def train(cfg: DGRPOJobConfig) -> dict:
     print(f"vital_ray DGRPO: {len(records)} records ({len(errors)} rejected), model {model_path}, "
           f"{cfg.trainer.iterations} iterations x {cfg.trainer.prompts_per_iter} prompts x "
           f"{cfg.rollout.group_size} rollouts", flush=True)
+    if cfg.trainer.sft_warmup_steps:
+        warmup(cfg, session, learner, sampler)
     last = {}
     bar = tqdm(range(1, cfg.trainer.iterations + 1), desc="DGRPO", disable=not cfg.trainer.progress)
     for it in bar:

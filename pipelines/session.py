@@ -15,7 +15,8 @@ from actors.tools import ToolPool
 from vital_ray.config import DGRPOJobConfig, expand
 from vital_ray.rollout.engine import SamplingParams
 from vital_ray.rollout.scheduler import RolloutScheduler, RolloutStats
-from vital_ray.rollout.trajectory import TokenCodec, Trajectory, VideoRef, new_trajectory
+from vital_ray.rollout.trajectory import (TokenCodec, Trajectory, VideoRef, append_generation, append_tool_turn,
+                                          new_trajectory)
 
 log = logging.getLogger("vital_ray")
 
@@ -89,6 +90,37 @@ class RLSession:
         metrics = stats.as_metrics(self.rollout.size)
         metrics["data/skipped_records"] = skipped
         return trajs, metrics
+
+    async def _teacher_sample(self, record, rng):
+        from vital_ray import prompts
+        from vital_ray.data.traces import teacher_trace
+
+        trace = teacher_trace(record, rng)
+        group = await self._start_group(record, 1) if trace else []
+        if not group:
+            return None
+        t = group[0]
+        args = {"start_time": round(trace.start, 2), "end_time": round(trace.end, 2)}
+        meta, frames = await self.tools.call("get_video_clip_frame", args, record.video, record.duration)
+        if not meta.get("ok"):
+            return None
+        clip = VideoRef(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
+        ids1 = self.codec.encode(trace.turn1)
+        append_generation(t, ids1, [0.0] * len(ids1), trace.turn1)
+        append_tool_turn(t, self.codec.encode_tool_turn(meta["text"], clip), clip)
+        ids2 = self.codec.encode(trace.turn2 + prompts.answer_turn_end())
+        append_generation(t, ids2, [0.0] * len(ids2), trace.turn2)
+        return t
+
+    def teacher_trajectories(self, records: list, seed: int = 0) -> list[Trajectory]:
+        """Tool-use SFT trajectories with real clip frames in the tool turn (VITAL's release fed none)."""
+        import random
+
+        async def build():
+            rng = random.Random(seed)
+            return await asyncio.gather(*(self._teacher_sample(r, rng) for r in records))
+
+        return [t for t in asyncio.run(build()) if t is not None]
 
     def score(self, trajs: list[Trajectory]) -> None:
         items = [(t.task, t.response_text, t.solution, t.tool_ok) for t in trajs]

@@ -173,6 +173,9 @@ class TrainerConfig:
     prompts_per_iter: int = 4
     output_dir: str = "outputs/demo"
     checkpoint_every: int = 4
+    sft_warmup_steps: int = 0  # teacher tool-use traces before RL (the mini recipe: SFT then DGRPO)
+    sft_warmup_lr: float = 2e-3
+    sft_batch_size: int = 8
     seed: int = 0
     wandb_project: str = ""  # empty: no wandb; offline unless WANDB_API_KEY is set
     progress: bool = True

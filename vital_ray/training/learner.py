@@ -142,6 +142,10 @@ class FSDPLearner:
             loss_sum += float(loss)
         return {"sft_loss": loss_sum, "tokens": total_tokens, "grad_norm": self._optimizer_step()}
 
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+
     def _optimizer_step(self) -> float:
         norm = torch.nn.utils.clip_grad_norm_([p for p in self.policy.parameters() if p.requires_grad],
                                               self.cfg.grad_clip)

@@ -1,0 +1,62 @@
+"""Teacher tool-use traces for SFT (VITAL's MTVR-CoT-Tool shape) built from ground truth.
+
+Turn 1 thinks and calls the clip tool around the answer (ground-truth span widened by up to 20%, as VITAL built
+its tool parameters); turn 2 thinks again and answers. Records that already carry `solution` as two turns plus
+`tool_params` (the MTVR tool SFT files) are used as they are.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+from dataclasses import dataclass
+
+
+@dataclass
+class TeacherTrace:
+    turn1: str  # ends with </tool_call>
+    start: float
+    end: float
+    turn2: str  # ends with </answer>
+
+
+def _span(record) -> tuple[float, float] | None:
+    sol = record.solution
+    if isinstance(sol, str):
+        try:
+            sol = ast.literal_eval(sol)
+        except (ValueError, SyntaxError):
+            return None
+    if isinstance(sol, (list, tuple)) and len(sol) == 2:
+        return float(sol[0]), float(sol[1])
+    span = (record.extra or {}).get("event_span") if hasattr(record, "extra") else None
+    return (float(span[0]), float(span[1])) if span else None
+
+
+def _tool_call(start: float, end: float) -> str:
+    args = {"start_time": round(start, 2), "end_time": round(end, 2)}
+    return "<tool_call>" + json.dumps({"name": "get_video_clip_frame", "arguments": args}) + "</tool_call>"
+
+
+def teacher_trace(record, rng: random.Random) -> TeacherTrace | None:
+    if isinstance(record.solution, list) and len(record.solution) == 2 and all(
+            isinstance(x, str) for x in record.solution) and getattr(record, "tool_params", None):
+        s, e = ast.literal_eval(str(record.tool_params))
+        return TeacherTrace(record.solution[0], float(s), float(e), record.solution[1])
+    span = _span(record)
+    if span is None:
+        return None
+    s, e = span
+    pad = (e - s) * rng.uniform(0.0, 0.2)
+    cs, ce = max(0.0, s - pad), min(record.duration, e + pad)
+    if ce - cs <= 1.0:
+        ce = min(record.duration, cs + 2.0)
+    turn1 = (f"<think>The global view is too coarse. I will look closely at {cs:.2f} to {ce:.2f} seconds."
+             f"</think>{_tool_call(cs, ce)}")
+    if isinstance(record.solution, (list, tuple)):
+        answer = f"The event happens in the {s:.2f} - {e:.2f} seconds."
+    else:
+        answer = str(record.solution)
+    turn2 = f"<think>The clip shows the answer.</think><answer>{answer}</answer>"
+    return TeacherTrace(turn1, cs, ce, turn2)
