@@ -15,22 +15,15 @@ from transformers.video_processing_utils import VideoProcessorMixin
 from transformers.video_utils import make_batched_metadata, make_batched_videos
 
 from vital_ray.models import vision
+from vital_ray.tools.video_io import smart_resize
 
-if not hasattr(transformers, "VideoProcessorMixin"):  # ProcessorMixin looks the base class up here
-    setattr(transformers, "VideoProcessorMixin", VideoProcessorMixin)
+# ProcessorMixin looks the base class up on the top-level module, where (without torchvision) it finds a dummy
+# that fails with "VIDEO_PROCESSOR_MAPPING has no attribute _extra_content".
+import transformers.processing_utils as _pu  # noqa: E402
 
-
-def smart_resize(h: int, w: int, factor: int = 28, min_pixels: int = 4 * 784, max_pixels: int = 16 * 784):
-    hb, wb = max(factor, round(h / factor) * factor), max(factor, round(w / factor) * factor)
-    if hb * wb > max_pixels:
-        beta = (h * w / max_pixels) ** 0.5
-        hb = max(factor, int(h / beta / factor) * factor)
-        wb = max(factor, int(w / beta / factor) * factor)
-    elif hb * wb < min_pixels:
-        beta = (min_pixels / (h * w)) ** 0.5
-        hb = int(np.ceil(h * beta / factor)) * factor
-        wb = int(np.ceil(w * beta / factor)) * factor
-    return hb, wb
+for _mod in (transformers, getattr(_pu, "transformers_module", None)):
+    if _mod is not None:
+        setattr(_mod, "VideoProcessorMixin", VideoProcessorMixin)
 
 
 class TorchQwen2VLVideoProcessor(VideoProcessorMixin):

@@ -1,0 +1,27 @@
+"""Shared fixtures: the tiny offline model, a local Ray cluster."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path():
+    from vital_ray.config import ModelConfig
+    from vital_ray.models import ensure_model_folder
+
+    return ensure_model_folder(ModelConfig())
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A real local Ray cluster (no dashboard), torn down after the module."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,73 @@
+"""The offline model kit: real tokenizer ids, HF folder round trip, torchvision-free processor, positions."""
+
+import numpy as np
+import pytest
+import torch
+
+from vital_ray.models import load_model_bundle
+from vital_ray.models.inputs import SeqInput, VideoInput, collate
+from vital_ray.models.positions import mrope_positions
+from vital_ray.models.processor import load_processor
+from vital_ray.models.vision import frames_to_patches, num_video_tokens
+
+
+def test_tokenizer_has_real_qwen_ids(tiny_model_path):
+    tok = load_model_bundle(tiny_model_path).tokenizer
+    assert tok.encode("Hello world") == [9707, 1879]
+    ids = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|vision_start|>", "<|video_pad|>",
+                                     "<tool_call>", "</tool_call>"])
+    assert ids == [151643, 151644, 151652, 151656, 151657, 151658]
+    # tool-call tags are not "special": they survive skip_special_tokens, so rewards see them
+    text = "<think>a</think><tool_call>{}</tool_call>"
+    assert tok.decode(tok.encode(text), skip_special_tokens=True) == text
+
+
+def test_folder_loads_with_plain_from_pretrained(tiny_model_path):
+    from transformers import AutoModelForImageTextToText, Qwen2_5_VLForConditionalGeneration
+
+    m = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model_path)
+    assert type(m).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert AutoModelForImageTextToText.from_pretrained(tiny_model_path).config.model_type == "qwen2_5_vl"
+
+
+def test_processor_without_torchvision_matches_our_patches(tiny_model_path):
+    proc = load_processor(tiny_model_path)
+    frames = np.random.default_rng(0).integers(0, 255, (4, 112, 84, 3), dtype=np.uint8)
+    out = proc.video_processor(videos=[frames], return_tensors="pt")
+    ours, grid = frames_to_patches(frames)
+    assert out["video_grid_thw"].tolist() == [grid] == [[2, 8, 6]]
+    assert torch.allclose(out["pixel_values_videos"], ours)
+
+
+def test_odd_frame_count_is_padded_and_bad_size_rejected():
+    _, grid = frames_to_patches(np.zeros((3, 56, 56, 3), np.uint8))
+    assert grid == [2, 4, 4] and num_video_tokens(grid) == 8
+    with pytest.raises(ValueError, match="multiple of 28"):
+        frames_to_patches(np.zeros((2, 50, 56, 3), np.uint8))
+
+
+def test_positions_follow_reference_rule_after_long_clip():
+    V = 151656
+    # text(3) + video grid t=4,h=4,w=4 (4*2*2=16 tokens) spanning 100 s at 0.1 fps-equivalent + text(2)
+    ids = torch.tensor([1, 2, 3] + [V] * 16 + [4, 5])
+    pos = mrope_positions(ids, [[4, 4, 4]], [10.0], V, tokens_per_second=2)
+    assert pos[:, :3].tolist() == [[0, 1, 2]] * 3
+    # temporal index jumps by spg*tps = 20 per temporal patch
+    assert pos[0, 3:19].unique().tolist() == [3, 23, 43, 63]
+    # text resumes at max(all positions) + 1 (vLLM/Qwen2-VL rule), not at pos + max(h,w)/2
+    assert pos[:, 19].tolist() == [64, 64, 64]
+    with pytest.raises(ValueError, match="grids"):
+        mrope_positions(ids, [], [], V, 2)
+
+
+def test_collate_left_and_right_padding_give_same_positions(tiny_model_path):
+    cfg = load_model_bundle(tiny_model_path).config
+    frames = np.zeros((2, 56, 56, 3), np.uint8)
+    V = cfg.video_token_id
+    a = SeqInput([1, 2, V, V, V, V, 3], [VideoInput(frames, 1.0)])
+    b = SeqInput([5, 6, 7])
+    left = collate([a, b], cfg, 0, left_pad=True)
+    right = collate([a, b], cfg, 0, left_pad=False)
+    assert left["offsets"] == [0, 4] and right["offsets"] == [0, 0]
+    assert torch.equal(left["position_ids"][:, 1, 4:], right["position_ids"][:, 1, :3])
+    assert left["pixel_values_videos"].shape[0] == 16 and left["video_grid_thw"].tolist() == [[1, 4, 4]]

@@ -1,0 +1,1 @@
+"""GRPO/DGRPO advantages and the PPO-clip + k3 KL losses, on plain tensors."""

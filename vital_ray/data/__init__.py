@@ -1,0 +1,1 @@
+"""Records (VITAL's JSON format), synthetic long-video tasks, prompt sampling, teacher traces."""
