@@ -15,3 +15,17 @@ def limit_threads(n: int = 1) -> None:
 
 def resources(num_cpus: float, num_gpus: float) -> dict:
     return {"num_cpus": num_cpus, "num_gpus": num_gpus}
+
+
+def wait_placed(refs: list, what: str, timeout_s: float = 180.0) -> list:
+    """ray.get with a start-up deadline: an actor that cannot be placed fails the job with a clear message
+    instead of hanging forever."""
+    import ray
+
+    try:
+        return ray.get(refs, timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        raise RuntimeError(
+            f"{what} did not start within {timeout_s:.0f}s: the cluster probably lacks the resources they ask for "
+            f"(available: {ray.available_resources()}); lower num_cpus_per_worker/num_workers or add nodes"
+        ) from None

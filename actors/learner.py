@@ -6,7 +6,7 @@ import time
 
 import ray
 
-from actors.common import limit_threads
+from actors.common import limit_threads, wait_placed
 from vital_ray.batch import TrainSample, shard_balanced
 from vital_ray.config import AlgoConfig, LearnerConfig, ModelConfig
 from vital_ray.training import fsdp
@@ -64,7 +64,7 @@ class LearnerPool:
         threads = max(1, int(learner.num_cpus_per_worker))
         n = learner.num_workers
         self.workers = [LearnerWorker.options(**opts).remote(r, n, threads) for r in range(n)]
-        addr, port = ray.get(self.workers[0].rendezvous.remote())
+        addr, port = wait_placed([self.workers[0].rendezvous.remote()], f"learner rank 0 of {n}")[0]
         ray.get([w.setup.remote(addr, port, model_path, learner, algo, model) for w in self.workers])
 
     def _fan_out(self, method: str, samples: list[TrainSample]) -> list:

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import ray
 
-from actors.common import limit_threads
+from actors.common import limit_threads, wait_placed
 from vital_ray.config import ModelConfig, RolloutConfig
 from vital_ray.models.inputs import VideoInput
 from vital_ray.rollout.engine import GenRequest, GenResult, SamplingParams
@@ -62,7 +62,7 @@ class RolloutPool:
         threads = max(1, int(rollout.num_cpus_per_worker))
         self.workers = [RolloutWorker.options(**opts).remote(model_path, rollout, model, threads)
                         for _ in range(rollout.num_workers)]
-        ray.get([w.ready.remote() for w in self.workers])
+        wait_placed([w.ready.remote() for w in self.workers], f"{len(self.workers)} rollout workers")
         self.idle: asyncio.Queue | None = None
 
     @property

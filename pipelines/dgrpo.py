@@ -51,13 +51,15 @@ def save_checkpoint(learner, out_dir: str, iteration: int, sampler: PromptSample
 
 
 def warmup(cfg: DGRPOJobConfig, session, learner, sampler: PromptSampler) -> None:
-    """SFT on teacher tool-use traces (clip frames included), then push the weights to the rollout pool."""
+    """SFT on teacher tool-use traces (clip frames included), then push the weights to the rollout pool.
+    The traces are built once (two per record, different tool windows) and cycled through."""
+    trajs = session.teacher_trajectories(sampler.records * 2, seed=cfg.trainer.seed)
+    samples = [sample_from_trajectory(t) for t in trajs]
+    order = PromptSampler(samples, seed=cfg.data.shuffle_seed + 7)
     learner.set_lr(cfg.trainer.sft_warmup_lr)
-    warm_sampler = PromptSampler(sampler.records, seed=cfg.data.shuffle_seed + 7)
     bar = tqdm(range(cfg.trainer.sft_warmup_steps), desc="SFT warm-up", disable=not cfg.trainer.progress)
-    for step in bar:
-        trajs = session.teacher_trajectories(warm_sampler.next(cfg.trainer.sft_batch_size), seed=step)
-        m = learner.sft_update([sample_from_trajectory(t) for t in trajs])
+    for _ in bar:
+        m = learner.sft_update(order.next(cfg.trainer.sft_batch_size))
         bar.set_postfix(loss=f"{m['sft_loss']:.3f}")
     learner.set_lr(cfg.learner.lr)
     session.sync_weights(learner)

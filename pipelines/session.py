@@ -54,7 +54,7 @@ class RLSession:
 
         self.cfg = cfg
         self.codec = TokenCodec(AutoTokenizer.from_pretrained(model_path))
-        self.rollout = RolloutPool(model_path, cfg.rollout, cfg.model)
+        self.gen_pool = RolloutPool(model_path, cfg.rollout, cfg.model)
         self.tools = ToolPool(cfg.tool, cfg.view, cfg.tool_pool)
         self.rewards = RewardPool(cfg.reward)
         self.weights_version = 0
@@ -77,8 +77,8 @@ class RLSession:
     async def _rollout(self, records: list, group_size: int, sampling: SamplingParams):
         groups = await asyncio.gather(*(self._start_group(r, group_size) for r in records))
         trajs = [t for g in groups for t in g]
-        scheduler = RolloutScheduler(self.codec, self.cfg.rollout, sampling, self.rollout.generate,
-                                     self.tools.call, self.rollout.size, tools_enabled=self.tool_schemas is not None)
+        scheduler = RolloutScheduler(self.codec, self.cfg.rollout, sampling, self.gen_pool.generate,
+                                     self.tools.call, self.gen_pool.size, tools_enabled=self.tool_schemas is not None)
         stats = await scheduler.run(trajs) if trajs else RolloutStats()
         return trajs, stats, len(records) - len([g for g in groups if g])
 
@@ -87,7 +87,7 @@ class RLSession:
         r = self.cfg.rollout
         sampling = sampling or SamplingParams(r.temperature, r.top_p, r.repetition_penalty)
         trajs, stats, skipped = asyncio.run(self._rollout(records, group_size or r.group_size, sampling))
-        metrics = stats.as_metrics(self.rollout.size)
+        metrics = stats.as_metrics(self.gen_pool.size)
         metrics["data/skipped_records"] = skipped
         return trajs, metrics
 
@@ -130,10 +130,10 @@ class RLSession:
     def sync_weights(self, learner) -> dict:
         entries, refs, gather_s = learner.push_weights()
         self.weights_version += 1
-        load_s = self.rollout.update_weights(entries, refs, self.weights_version)
+        load_s = self.gen_pool.update_weights(entries, refs, self.weights_version)
         mb = sum(e.nbytes for e in entries) / 2**20
         return {"sync/gather_s": gather_s, "sync/load_s": load_s, "sync/mb": mb}
 
     def shutdown(self) -> None:
-        for pool in (self.rollout, self.tools, self.rewards):
+        for pool in (self.gen_pool, self.tools, self.rewards):
             pool.shutdown()

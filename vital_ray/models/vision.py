@@ -16,7 +16,7 @@ PATCH, TEMPORAL_PATCH, MERGE = 14, 2, 2
 
 def frames_to_patches(frames: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     """(T,H,W,3) uint8 -> (pixel rows (t*h*w, 3*2*14*14) float32, grid [t, h, w]) in the HF layout."""
-    v = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float()  # T,C,H,W
+    v = torch.from_numpy(np.asarray(frames, dtype=np.float32)).permute(0, 3, 1, 2)  # T,C,H,W (a writable copy)
     t, c, h, w = v.shape
     if h % (PATCH * MERGE) or w % (PATCH * MERGE):
         raise ValueError(f"frame size {h}x{w} is not a multiple of {PATCH * MERGE}; resize with smart_resize")

@@ -186,4 +186,4 @@ class FSDPLearner:
 
 
 def _add(metrics: dict, key: str, value) -> None:
-    metrics.setdefault(key, []).append(float(value))
+    metrics.setdefault(key, []).append(float(value.detach()) if isinstance(value, torch.Tensor) else float(value))
