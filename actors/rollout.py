@@ -46,6 +46,10 @@ class RolloutWorker:
                            r["max_new_tokens"]) for r in requests]
         return self.engine.generate(reqs, sampling)
 
+    def weights_checksum(self) -> dict[str, float]:
+        """Per-parameter sums: lets tests and operators confirm which weights a worker serves."""
+        return {k: float(v.double().sum()) for k, v in self.engine.model.state_dict().items()}
+
     def update_weights(self, entries, version: int, *buckets: np.ndarray) -> float:
         """One call per sync: all buckets arrive as top-level args, resolved by Ray from the object store."""
         t0 = time.perf_counter()
@@ -79,6 +83,10 @@ class RolloutPool:
             return await worker.generate.remote(requests, sampling)
         finally:
             self.idle.put_nowait(worker)
+
+    def weights_checksum(self) -> dict[str, float]:
+        """Per-parameter sums: lets tests and operators confirm which weights a worker serves."""
+        return {k: float(v.double().sum()) for k, v in self.engine.model.state_dict().items()}
 
     def update_weights(self, entries, bucket_refs, version: int) -> float:
         return max(ray.get([w.update_weights.remote(entries, version, *bucket_refs) for w in self.workers]))

@@ -52,12 +52,18 @@ class RLSession:
     def __init__(self, cfg: DGRPOJobConfig, model_path: str):
         from transformers import AutoTokenizer
 
-        self.cfg = cfg
+        self.cfg, self.model_path = cfg, model_path
         self.codec = TokenCodec(AutoTokenizer.from_pretrained(model_path))
         self.gen_pool = RolloutPool(model_path, cfg.rollout, cfg.model)
         self.tools = ToolPool(cfg.tool, cfg.view, cfg.tool_pool)
         self.rewards = RewardPool(cfg.reward)
         self.weights_version = 0
+
+    def gen_pool_config(self):
+        """The model config (token ids, vision settings) the pools share."""
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(self.model_path)
 
     @property
     def tool_schemas(self) -> list[dict] | None:

@@ -1,5 +1,11 @@
-"""Group-relative advantages. DGRPO follows the released code (spec 4.2): the std-normalised advantage is scaled
-by w(mu) = 0.5 + 0.5 * clip(threshold - mu, 0, 1), where mu is the group's mean TOTAL reward."""
+"""Group-relative advantages (spec 4.2). One scalar per rollout; the learner broadcasts it over the rollout's
+loss-masked tokens.
+
+GRPO (verl): A = (r - mu) / (sigma + eps), sigma the unbiased (N - 1) std; single-sample groups use mu = 0,
+sigma = 1. DGRPO as released: A = w * A_grpo with w = 0.5 + 0.5 * clip(threshold - mu, 0, 1), mu the group's mean
+TOTAL reward (format + tool + task), so the threshold is tied to the reward scale (spec 10.2). Scaling rewards
+instead, as the paper's text says, would cancel under the std normalisation.
+"""
 
 from __future__ import annotations
 
@@ -8,44 +14,52 @@ import torch
 from vital_ray.config import AlgoConfig
 
 
-def _group_stats(rewards: torch.Tensor, group_index: torch.Tensor):
-    """Per-sample group mean and unbiased std; single-sample groups get mean 0, std 1 (verl's convention)."""
-    n_groups = int(group_index.max()) + 1 if group_index.numel() else 0
-    r = rewards.double()
-    count = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group_index, torch.ones_like(r))
-    total = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group_index, r)
-    mean = total / count.clamp(min=1)
-    sq = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group_index, (r - mean[group_index]) ** 2)
-    std = (sq / (count - 1).clamp(min=1)).sqrt()
-    single = count <= 1
-    mean = torch.where(single, torch.zeros_like(mean), mean)
+def _group_mean_std(rewards: torch.Tensor, group_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample (mean, std) of its group, in float64; group ids need not be contiguous."""
+    if rewards.dim() != 1 or rewards.shape != group_index.shape:
+        raise ValueError(f"rewards and group_index must be equal-length 1-D, got {tuple(rewards.shape)} "
+                         f"and {tuple(group_index.shape)}")
+    r = rewards.to(torch.float64)
+    _, inv = torch.unique(group_index, return_inverse=True)
+    n_groups = int(inv.max()) + 1 if inv.numel() else 0
+    zeros = torch.zeros(n_groups, dtype=torch.float64, device=r.device)
+    count = zeros.index_add(0, inv, torch.ones_like(r))
+    mean = zeros.index_add(0, inv, r) / count
+    sq_dev = zeros.index_add(0, inv, (r - mean[inv]) ** 2)
+    std = (sq_dev / (count - 1).clamp(min=1)).sqrt()
+    single = count == 1
+    mean = torch.where(single, torch.zeros_like(mean), mean)  # verl's placeholder for lone samples
     std = torch.where(single, torch.ones_like(std), std)
-    return mean[group_index], std[group_index]
+    return mean[inv], std[inv]
 
 
 def grpo_advantages(rewards: torch.Tensor, group_index: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    mean, std = _group_stats(rewards, group_index)
-    return ((rewards.double() - mean) / (std + eps)).to(rewards.dtype)
+    """(B,) rewards, (B,) long group ids -> (B,) advantages, in the rewards' dtype."""
+    mean, std = _group_mean_std(rewards, group_index)
+    return ((rewards.to(torch.float64) - mean) / (std + eps)).to(rewards.dtype)
 
 
-def dgrpo_weights(rewards: torch.Tensor, group_index: torch.Tensor, threshold: float = 2.0) -> torch.Tensor:
-    n_groups = int(group_index.max()) + 1
-    count = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group_index, torch.ones_like(rewards.double()))
-    mean = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group_index, rewards.double()) / count
-    w = 0.5 + 0.5 * (threshold - mean).clamp(0.0, 1.0)
-    return w[group_index].to(rewards.dtype)
+def dgrpo_weights(group_mean: torch.Tensor, threshold: float = 2.0) -> torch.Tensor:
+    """w = 0.5 + 0.5 * clip(threshold - mu, 0, 1): full weight for hard groups (mu <= threshold - 1), half for
+    groups already at mu >= threshold."""
+    return 0.5 + 0.5 * (threshold - group_mean).clamp(0.0, 1.0)
 
 
 def dgrpo_advantages(rewards: torch.Tensor, group_index: torch.Tensor, threshold: float = 2.0,
                      eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (advantages, per-sample weights w)."""
-    w = dgrpo_weights(rewards, group_index, threshold)
-    return w * grpo_advantages(rewards, group_index, eps), w
+    """-> (advantages, per-sample weights w). Lone samples get mu = 0 as in the released code (so w = 1 at the
+    default threshold)."""
+    mean, std = _group_mean_std(rewards, group_index)
+    w = dgrpo_weights(mean, threshold)
+    adv = w * (rewards.to(torch.float64) - mean) / (std + eps)
+    return adv.to(rewards.dtype), w.to(rewards.dtype)
 
 
 def compute_advantages(rewards: torch.Tensor, group_index: torch.Tensor,
                        cfg: AlgoConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (advantages, weights); GRPO's weights are all ones."""
+    """-> (advantages, weights) for `cfg.estimator`; GRPO's weights are all ones."""
     if cfg.estimator == "dgrpo":
         return dgrpo_advantages(rewards, group_index, cfg.dgrpo_threshold, cfg.eps)
-    return grpo_advantages(rewards, group_index, cfg.eps), torch.ones_like(rewards)
+    if cfg.estimator == "grpo":
+        return grpo_advantages(rewards, group_index, cfg.eps), torch.ones_like(rewards)
+    raise ValueError(f"unknown advantage estimator {cfg.estimator!r}; expected 'dgrpo' or 'grpo'")

@@ -88,7 +88,7 @@ def safe_literal(text: str):
         return text
 
 
-def _as_pair(value) -> Span | None:
+def as_pair(value) -> Span | None:
     if hasattr(value, "tolist"):  # numpy / torch
         value = value.tolist()
     if not isinstance(value, (list, tuple)) or len(value) != 2:
@@ -106,13 +106,13 @@ def parse_span(gt) -> Span:
     Raises MalformedSolution when there is none or it is reversed (VITAL scored reversed ones 0 silently)."""
     if isinstance(gt, str):
         value = safe_literal(gt)
-        span = _as_pair(value) if value is not gt else None
+        span = as_pair(value) if value is not gt else None
         if span is None and not isinstance(value, (list, tuple, dict)):
             span = extract_time_range(gt)
     else:
-        span = _as_pair(gt)
+        span = as_pair(gt)
     if span is None:
-        raise MalformedSolution(f"no [start, end] span in {_short(gt)}")
+        raise MalformedSolution(f"no [start, end] span in {short_repr(gt)}")
     if span[1] < span[0]:
         raise MalformedSolution(f"span {list(span)} ends before it starts")
     return span
@@ -151,6 +151,6 @@ def as_number(value) -> float | None:
     return first_float(value) if isinstance(value, str) else None
 
 
-def _short(value, limit: int = 80) -> str:
+def short_repr(value, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."

@@ -1,73 +1,97 @@
-"""task -> reward routing. Total = format_weight*format + tool bonus + task term (spec 4.1), per `TaskSpec`."""
+"""task -> reward routing (spec 4.1, 10.10): an explicit `cfg.tasks` registry instead of VITAL's data_source
+string matching. Total = format_weight * format + tool bonus + task term; format and tool bonus only count
+for tasks with `use_format` (VITAL adds the tool bonus inside its format term, even when the format fails)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
 
 from vital_ray.config import RewardConfig, TaskSpec
-from vital_ray.rewards import task as T
-from vital_ray.rewards.format import format_reward
+from vital_ray.rewards import task_rewards as tr
+from vital_ray.rewards.format import format_reward, tool_bonus
+from vital_ray.rewards.parsing import MalformedSolution
 
 
 @dataclass
 class RewardResult:
     total: float
-    components: dict = field(default_factory=dict)
-    correct: bool = False
-    error: str | None = None
+    components: dict[str, float] = field(default_factory=dict)  # format, tool, task (+ iou / acc)
+    correct: bool = False  # the "accuracy" metric
+    error: str | None = None  # set when the sample could not be scored (total is then 0)
 
 
-def _scope(response: str, cfg: RewardConfig) -> str:
-    return T.answer_text(response) if cfg.time_scope == "answer" else response
+@dataclass(frozen=True)
+class _TaskScore:
+    term: float
+    correct: bool
+    extra: dict[str, float]
 
 
-def _gqa_truth(solution) -> tuple[str, tuple[float, float] | None]:
-    if isinstance(solution, dict):
-        return str(solution.get("answer", "")), T.parse_span(solution.get("span"))
-    return str(solution), T.parse_span(str(solution))
+def _tg(response: str, solution, spec: TaskSpec, cfg: RewardConfig) -> _TaskScore:
+    term, iou = tr.tg_reward(response, solution, spec.alpha, spec.beta, cfg.time_scope)
+    return _TaskScore(term, iou >= 0.5, {"iou": iou})  # correct = R@0.5 on the raw IoU, whatever the cut
 
 
-def task_term(spec: TaskSpec, response: str, solution, cfg: RewardConfig) -> tuple[float, dict, bool]:
-    """-> (term, components, correct)."""
-    answer = T.answer_text(response)
-    kind = spec.kind
-    if kind == "tg":
-        gt = T.parse_span(solution)
-        if gt is None:
-            raise ValueError(f"temporal-grounding solution {solution!r} is not a [start, end] span")
-        iou = T.temporal_iou(T.extract_time_range(_scope(response, cfg)), gt)
-        term = T.cut_iou(iou, spec.alpha, spec.beta)
-        return term, {"iou": iou}, iou >= 0.5
-    if kind == "mcq":
-        gt = T.mcq_letter(str(solution))
-        ok = float(gt is not None and T.mcq_letter(answer) == gt)
-        return ok, {"acc": ok}, ok == 1.0
-    if kind in ("gqa_mcq", "gqa_free_form"):
-        truth, span = _gqa_truth(solution)
-        iou = T.cut_iou(T.temporal_iou(T.extract_time_range(_scope(response, cfg)), span), spec.alpha, spec.beta)
-        if kind == "gqa_mcq":
-            letter = T.mcq_letter(truth)
-            acc = float(letter is not None and T.mcq_letter(answer) == letter)
-        else:
-            acc = T.rouge_reward(answer, truth)
-        term = cfg.gqa_iou_weight * iou + cfg.gqa_answer_weight * acc
-        return term, {"iou": iou, "acc": acc}, acc >= 0.5
-    scorer = {"numeric": T.numeric_reward, "regression": T.regression_reward, "free_form": T.rouge_reward,
-              "ocr": T.ocr_reward}[kind]
-    term = scorer(answer, solution)
-    return term, {"acc": term}, term >= (1.0 if kind == "numeric" else 0.5)
+def _gqa(free_form: bool) -> Callable[..., _TaskScore]:
+    def score(response: str, solution, spec: TaskSpec, cfg: RewardConfig) -> _TaskScore:
+        term, iou, acc = tr.gqa_reward(response, solution, free_form, spec.alpha, spec.beta, cfg.gqa_iou_weight,
+                                       cfg.gqa_answer_weight, cfg.time_scope)
+        return _TaskScore(term, acc >= 0.5 if free_form else acc == 1.0, {"iou": iou, "acc": acc})
+    return score
+
+
+def _plain(fn: Callable[[str, Any], float], discrete: bool) -> Callable[..., _TaskScore]:
+    """Answer-only kinds: correct means a full score for discrete terms, >= 0.5 for continuous ones."""
+    def score(response: str, solution, spec: TaskSpec, cfg: RewardConfig) -> _TaskScore:
+        term = fn(response, solution)
+        return _TaskScore(term, term == 1.0 if discrete else term >= 0.5, {"acc": term})
+    return score
+
+
+SCORERS: dict[str, Callable[[str, Any, TaskSpec, RewardConfig], _TaskScore]] = {
+    "tg": _tg,
+    "mcq": _plain(tr.mcq_reward, discrete=True),
+    "numeric": _plain(tr.numeric_reward, discrete=True),
+    "regression": _plain(tr.regression_reward, discrete=False),
+    "free_form": _plain(tr.free_form_reward, discrete=False),
+    "ocr": _plain(tr.ocr_reward, discrete=False),
+    "gqa_mcq": _gqa(free_form=False),
+    "gqa_free_form": _gqa(free_form=True),
+}
+
+
+def _error(message: str) -> RewardResult:
+    return RewardResult(0.0, {"format": 0.0, "tool": 0.0, "task": 0.0}, False, message)
 
 
 def score_response(task: str, response: str, solution, n_tool_ok: int, cfg: RewardConfig) -> RewardResult:
-    """Never raises: unknown tasks and malformed ground truth are error results with reward 0."""
+    """Score one rollout's generated text. Never raises: an unknown task or an unscorable ground truth gives a
+    zero-reward result with `error` set (a whole group then has zero variance and no gradient)."""
     spec = cfg.tasks.get(task)
     if spec is None:
-        return RewardResult(0.0, error=f"unknown task {task!r}; known: {sorted(cfg.tasks)}")
+        return _error(f"unknown task {task!r}; known tasks: {', '.join(sorted(cfg.tasks))}")
+    scorer = SCORERS.get(spec.kind)
+    if scorer is None:
+        return _error(f"task {task!r} has unknown kind {spec.kind!r}; known kinds: {', '.join(SCORERS)}")
+    text = "" if response is None else str(response)
     try:
-        term, comps, correct = task_term(spec, response, solution, cfg)
-    except (ValueError, TypeError) as e:
-        return RewardResult(0.0, error=f"{task}: {e}")
-    fmt = format_reward(response) if spec.use_format else 0.0
-    tool = cfg.tool_bonus * min(max(n_tool_ok, 0), cfg.tool_bonus_cap) if spec.use_format else 0.0
-    total = cfg.format_weight * fmt + tool + term
-    return RewardResult(total, {"format": fmt, "tool": tool, "task": term, **comps}, correct)
+        scored = scorer(text, solution, spec, cfg)
+        fmt = format_reward(text) if spec.use_format else 0.0
+        bonus = tool_bonus(n_tool_ok, cfg) if spec.use_format else 0.0
+    except MalformedSolution as e:
+        return _error(f"task {task!r}: malformed solution: {e}")
+    except Exception as e:  # a reward worker must not die on one odd sample; the error is surfaced instead
+        return _error(f"task {task!r}: {type(e).__name__}: {e}")
+    total = cfg.format_weight * fmt + bonus + scored.term
+    return RewardResult(total, {"format": fmt, "tool": bonus, "task": scored.term, **scored.extra}, scored.correct)
+
+
+def score_batch(items: Iterable[tuple | Mapping], cfg: RewardConfig) -> list[RewardResult]:
+    """items: (task, response, solution, n_tool_ok) tuples or mappings with those keys."""
+    out = []
+    for item in items:
+        if isinstance(item, Mapping):
+            item = (item["task"], item["response"], item["solution"], item.get("n_tool_ok", 0))
+        out.append(score_response(*item, cfg))
+    return out
