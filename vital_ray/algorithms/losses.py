@@ -82,18 +82,21 @@ def _row_chunks(n_rows: int, vocab: int) -> list[tuple[int, int]]:
 
 
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[label] in float32, (..., V) + (...) -> (...).
+    """log softmax(logits)[label] in float32, (..., V) + (...) -> (...); negative labels (ignore index) give 0.
 
-    Computed as logit[label] - logsumexp(logits) chunk by chunk, so only one float32 chunk of the (N, V)
-    matrix exists at a time besides the input (a full float32 log_softmax of 151k-wide bf16 logits would
-    triple the memory)."""
+    Computed as logit[label] - logsumexp(logits), a row chunk at a time: no full-width log_softmax output is
+    ever built (with a 151k vocabulary that is 0.6 MB per token), only the float32 copy of each chunk, which
+    autograd keeps when gradients are needed."""
     flat = logits.reshape(-1, logits.shape[-1])
     idx = labels.reshape(-1, 1).to(torch.long)
+    ignore = idx < 0
+    idx = idx.clamp(min=0)
     parts = []
     for a, b in _row_chunks(flat.shape[0], flat.shape[1]):
         chunk = flat[a:b].float()
         parts.append(chunk.gather(-1, idx[a:b]).squeeze(-1) - torch.logsumexp(chunk, dim=-1))
     out = torch.cat(parts) if parts else flat.new_zeros(0, dtype=torch.float32)
+    out = torch.where(ignore.squeeze(-1), torch.zeros_like(out), out)
     return out.reshape(labels.shape)
 
 
@@ -104,6 +107,7 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     for a, b in _row_chunks(flat.shape[0], flat.shape[1]):
         chunk = flat[a:b].float()
         probs = torch.softmax(chunk, dim=-1)
-        parts.append(torch.logsumexp(chunk, dim=-1) - (probs * chunk).sum(-1))
+        finite = torch.where(torch.isfinite(chunk), chunk, torch.zeros_like(chunk))  # -inf logits: p = 0, no nan
+        parts.append(torch.logsumexp(chunk, dim=-1) - (probs * finite).sum(-1))
     out = torch.cat(parts) if parts else flat.new_zeros(0, dtype=torch.float32)
     return out.reshape(logits.shape[:-1])

@@ -22,15 +22,16 @@ class TeacherTrace:
 
 
 def _span(record) -> tuple[float, float] | None:
+    """The evidence window: a TG solution span, else the record's annotated `event_span` (synthetic MCQ)."""
     sol = record.solution
     if isinstance(sol, str):
         try:
             sol = ast.literal_eval(sol)
         except (ValueError, SyntaxError):
-            return None
-    if isinstance(sol, (list, tuple)) and len(sol) == 2:
+            sol = None
+    if isinstance(sol, (list, tuple)) and len(sol) == 2 and all(isinstance(x, (int, float)) for x in sol):
         return float(sol[0]), float(sol[1])
-    span = (record.extra or {}).get("event_span") if hasattr(record, "extra") else None
+    span = (getattr(record, "extra", None) or {}).get("event_span")
     return (float(span[0]), float(span[1])) if span else None
 
 
@@ -52,11 +53,10 @@ def teacher_trace(record, rng: random.Random) -> TeacherTrace | None:
     cs, ce = max(0.0, s - pad), min(record.duration, e + pad)
     if ce - cs <= 1.0:
         ce = min(record.duration, cs + 2.0)
-    turn1 = (f"<think>The global view is too coarse. I will look closely at {cs:.2f} to {ce:.2f} seconds."
-             f"</think>{_tool_call(cs, ce)}")
+    turn1 = f"<think>Zoom in to check.</think>{_tool_call(cs, ce)}"
     if isinstance(record.solution, (list, tuple)):
         answer = f"The event happens in the {s:.2f} - {e:.2f} seconds."
     else:
         answer = str(record.solution)
-    turn2 = f"<think>The clip shows the answer.</think><answer>{answer}</answer>"
+    turn2 = f"<think>Seen it.</think><answer>{answer}</answer>"
     return TeacherTrace(turn1, cs, ce, turn2)

@@ -84,6 +84,8 @@ class RolloutScheduler:
                         nxt = self._after_generation(t, r)
                         if nxt is not None:
                             tools.add(asyncio.ensure_future(self._tool(t, *nxt)))
+                        elif not t.done:  # an error turn was injected: the model answers it next
+                            ready.append(t)
                 else:
                     tools.discard(task)
                     t, latency = task.result()
