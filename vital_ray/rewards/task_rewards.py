@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vital_ray.rewards.parsing import (
-    MalformedSolution, Span, as_pair, short_repr, answer_or_text, answer_text, as_number, extract_time_range,
-    first_float, mcq_letter, parse_span, safe_literal, split_span,
+    MalformedSolution, Span, answer_or_text, answer_text, as_number, as_pair, extract_time_range, first_float,
+    mcq_letter, parse_span, safe_literal, short_repr, split_span,
 )
 from vital_ray.rewards.temporal import cut_iou, temporal_iou
 from vital_ray.rewards.text_metrics import rouge_mean_f, wer
