@@ -44,6 +44,9 @@ class LearnerWorker:
     def set_lr(self, lr: float) -> None:
         self.learner.set_lr(lr)
 
+    def reset_reference(self) -> None:
+        self.learner.reset_reference()
+
     def push_weights(self, bucket_mb: int):
         """Collective gather; rank 0 puts the buckets in the object store and returns (entries, refs, seconds)."""
         t0 = time.perf_counter()
@@ -83,6 +86,9 @@ class LearnerPool:
 
     def set_lr(self, lr: float) -> None:
         ray.get([w.set_lr.remote(lr) for w in self.workers])
+
+    def reset_reference(self) -> None:
+        ray.get([w.reset_reference.remote() for w in self.workers])
 
     def push_weights(self):
         results = ray.get([w.push_weights.remote(self.cfg.sync_bucket_mb) for w in self.workers])

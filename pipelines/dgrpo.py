@@ -62,6 +62,7 @@ def warmup(cfg: DGRPOJobConfig, session, learner, sampler: PromptSampler) -> Non
         m = learner.sft_update(order.next(cfg.trainer.sft_batch_size))
         bar.set_postfix(loss=f"{m['sft_loss']:.3f}")
     learner.set_lr(cfg.learner.lr)
+    learner.reset_reference()  # DGRPO's KL anchor is the warmed-up policy, not the random init
     session.sync_weights(learner)
 
 
@@ -103,6 +104,7 @@ def train(cfg: DGRPOJobConfig) -> dict:
         m |= trajectory_metrics(trajs) | timer.pop()
         m["time/iteration"] = time.perf_counter() - t0
         logger.log(it, m)
+        logger.samples(it, trajs)
         bar.write(console_line(it, m))
         bar.set_postfix(reward=f"{m.get('reward/mean', 0):.2f}")
         last = m

@@ -34,8 +34,10 @@ class MetricsLogger:
     def __init__(self, out_dir: str, wandb_project: str = "", config: dict | None = None, resume: bool = False):
         os.makedirs(out_dir, exist_ok=True)
         self.path = os.path.join(out_dir, "metrics.jsonl")
-        if not resume and os.path.exists(self.path):
-            os.remove(self.path)
+        if not resume:
+            for name in ("metrics.jsonl", "samples.jsonl"):
+                if os.path.exists(os.path.join(out_dir, name)):
+                    os.remove(os.path.join(out_dir, name))
         self.out_dir = out_dir
         self.wandb = None
         if wandb_project:
@@ -50,6 +52,14 @@ class MetricsLogger:
             f.write(json.dumps(row) + "\n")
         if self.wandb is not None:
             self.wandb.log(metrics, step=step)
+
+    def samples(self, step: int, trajs, n: int = 4) -> None:
+        """A few decoded rollouts per iteration (samples.jsonl): what the policy actually writes."""
+        with open(os.path.join(self.out_dir, "samples.jsonl"), "a") as f:
+            for t in trajs[:n]:
+                f.write(json.dumps({"iteration": step, "id": t.sample_id, "task": t.task, "reward": t.reward,
+                                    "components": t.reward_components, "stop": t.stop_reason,
+                                    "tools": t.tool_events, "response": t.response_text}, default=str) + "\n")
 
     def history(self) -> list[dict]:
         if not os.path.exists(self.path):

@@ -142,6 +142,15 @@ class FSDPLearner:
             loss_sum += float(loss)
         return {"sft_loss": loss_sum, "tokens": total_tokens, "grad_norm": self._optimizer_step()}
 
+    @torch.no_grad()
+    def reset_reference(self) -> None:
+        """The KL anchor becomes the current policy (an RL stage's reference is its starting checkpoint).
+        Both models are sharded the same way, so each rank copies its own shards."""
+        if self.ref is None:
+            return
+        for r, p in zip(self.ref.parameters(), self.policy.parameters()):
+            r.copy_(p)
+
     def set_lr(self, lr: float) -> None:
         for group in self.opt.param_groups:
             group["lr"] = lr
