@@ -1,0 +1,24 @@
+"""`vital-ray <command> ...`: one entry point for the drivers.
+
+    vital-ray dgrpo --config configs/demo.yaml rollout.group_size=8
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {"dgrpo": "pipelines.dgrpo"}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip() + "\n\ncommands: " + ", ".join(sorted(COMMANDS)), file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    import importlib
+
+    return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
