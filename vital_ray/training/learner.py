@@ -123,7 +123,7 @@ class FSDPLearner:
                     _add(metrics, k, v)
                 diff = (logp.detach() - batch["rollout_logprobs"]).abs()
                 _add(metrics, "rollout_logprob_diff_mean", diff.mean() if diff.numel() else torch.tensor(0.0))
-                _add(metrics, "tokens", float(batch["score_mask"].sum()))
+                _add(metrics, "tokens", float((batch["w"] > 0).sum()))  # fillers excluded
             metrics.setdefault("grad_norm", []).append(self._optimizer_step())
         return {k: float(np.mean(v)) if k != "tokens" else float(np.sum(v)) for k, v in metrics.items()}
 
