@@ -174,7 +174,8 @@ def finish_frames(frames: np.ndarray, stamps: list[float], min_pixels: int, max_
     out = []
     for f, t in zip(frames, stamps):
         if (rh, rw) != (h, w):
-            f = np.asarray(Image.fromarray(f).resize((rw, rh), Image.BICUBIC))
+            # reducing_gap: box-reduce first on large downscales (~2x faster, same look at these sizes)
+            f = np.asarray(Image.fromarray(f).resize((rw, rh), Image.BICUBIC, reducing_gap=3.0))
         out.append(draw_timestamp(f, t) if draw else f)
     if len(out) % 2:
         out.append(out[-1])
