@@ -29,3 +29,17 @@ def wait_placed(refs: list, what: str, timeout_s: float = 180.0) -> list:
             f"{what} did not start within {timeout_s:.0f}s: the cluster probably lacks the resources they ask for "
             f"(available: {ray.available_resources()}); lower num_cpus_per_worker/num_workers or add nodes"
         ) from None
+
+
+def free_port_outside_ray_range() -> int:
+    """A free local port below Ray's worker range (10002-19999), e.g. for the metrics export port."""
+    import socket
+
+    for port in range(8090, 9990):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port in 8090-9989")

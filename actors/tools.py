@@ -70,6 +70,7 @@ class ToolPool:
         self.inflight: dict[int, int] = {}
         self._ids = itertools.count()
         self.latencies: list[float] = []
+        self.telemetry = None  # optional vital_ray.telemetry.Telemetry
         for _ in range(pool_cfg.min_workers):
             self.add_worker()
 
@@ -98,6 +99,9 @@ class ToolPool:
                 meta = await asyncio.wait_for(asyncio.wrap_future(meta_ref.future()), self.tool_cfg.timeout_s)
                 self.latencies.append(time.perf_counter() - t0)
                 meta["latency_s"] = time.perf_counter() - t0
+                if self.telemetry is not None:
+                    shape = meta.get("shape") or (0,)
+                    self.telemetry.tool_call(meta["latency_s"], int(shape[0]), self.queued)
                 meta["attempts"] = attempt + 1
                 return meta, frames_ref
             except asyncio.TimeoutError:

@@ -28,6 +28,7 @@ from vital_ray.config import ConfigError, DGRPOJobConfig, expand, load_config, t
 from vital_ray.data.sampler import PromptSampler
 from vital_ray.metrics import MetricsLogger, PhaseTimer, console_line, trajectory_metrics
 from vital_ray.models import ensure_model_folder
+from vital_ray.telemetry import Telemetry
 
 
 def assign_advantages(trajs, algo) -> dict:
@@ -78,11 +79,14 @@ def train(cfg: DGRPOJobConfig) -> dict:
     session = RLSession(cfg, model_path)
     learner = LearnerPool(model_path, cfg.learner, cfg.algo, cfg.model)
     logger = MetricsLogger(out_dir, cfg.trainer.wandb_project, to_dict(cfg))
-    timer = PhaseTimer()
+    telemetry = Telemetry("dgrpo")
+    session.tools.telemetry = telemetry
+    timer = PhaseTimer(on_phase=telemetry.set_phase)
     print(f"vital_ray DGRPO: {len(records)} records ({len(errors)} rejected), model {model_path}, "
           f"{cfg.trainer.iterations} iterations x {cfg.trainer.prompts_per_iter} prompts x "
           f"{cfg.rollout.group_size} rollouts", flush=True)
     if cfg.trainer.sft_warmup_steps:
+        telemetry.set_phase("sft")
         warmup(cfg, session, learner, sampler)
     last = {}
     bar = tqdm(range(1, cfg.trainer.iterations + 1), desc="DGRPO", disable=not cfg.trainer.progress)
@@ -105,6 +109,7 @@ def train(cfg: DGRPOJobConfig) -> dict:
         m["time/iteration"] = time.perf_counter() - t0
         logger.log(it, m)
         logger.samples(it, trajs)
+        telemetry.iteration(it, m)
         bar.write(console_line(it, m))
         bar.set_postfix(reward=f"{m.get('reward/mean', 0):.2f}")
         last = m
