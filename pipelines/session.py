@@ -24,12 +24,12 @@ log = logging.getLogger("vital_ray")
 def init_ray(cfg: DGRPOJobConfig) -> None:
     if ray.is_initialized():
         return
-    kwargs = {"include_dashboard": cfg.ray.include_dashboard, "log_to_driver": True,
-              "runtime_env": {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}}}
-    if cfg.ray.address:
-        ray.init(address=cfg.ray.address, **kwargs)
+    kwargs = {"include_dashboard": cfg.ray.include_dashboard, "log_to_driver": True}
+    if cfg.ray.address:  # a submitted job: the job's runtime env (cluster/runtime_env.yaml) applies; adding
+        ray.init(address=cfg.ray.address, **kwargs)  # one here would conflict with it
     else:
-        ray.init(num_cpus=cfg.ray.num_cpus or None, **kwargs)
+        env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}}
+        ray.init(num_cpus=cfg.ray.num_cpus or None, runtime_env=env, **kwargs)
 
 
 def load_training_records(cfg: DGRPOJobConfig) -> tuple[list, list]:
