@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pipelines.dgrpo --config configs/demo.yaml $(ARGS)
+	rm -rf outputs/demo
+	$(BIN)/python -m pipelines.recipe --config configs/demo.yaml $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -9,7 +9,7 @@ import ray
 from actors.common import limit_threads, wait_placed
 from vital_ray.batch import TrainSample, shard_balanced
 from vital_ray.config import AlgoConfig, LearnerConfig, ModelConfig
-from vital_ray.training import fsdp
+from vital_ray.training import checkpoint, fsdp
 from vital_ray.training.weights import to_buckets
 
 
@@ -24,12 +24,13 @@ class LearnerWorker:
         return ray.util.get_node_ip_address(), fsdp.free_port()
 
     def setup(self, addr: str, port: int, model_path: str, learner: LearnerConfig, algo: AlgoConfig,
-              model: ModelConfig) -> int:
+              model: ModelConfig, ref_path: str | None) -> int:
         from vital_ray.training.learner import FSDPLearner
 
         backend = fsdp.init_distributed(self.rank, self.world, addr, port, learner.backend)
         device = fsdp.device_for(backend)
-        self.learner = FSDPLearner(model_path, learner, algo, model.dtype, model.freeze_vision, ray.get, device)
+        self.learner = FSDPLearner(model_path, learner, algo, model.dtype, model.freeze_vision, ray.get, device,
+                                   ref_path=ref_path)
         return self.rank
 
     def policy_update(self, samples: list[TrainSample]) -> dict:
@@ -56,19 +57,23 @@ class LearnerWorker:
         entries, buckets = to_buckets(state, bucket_mb)
         return entries, [ray.put(b) for b in buckets], time.perf_counter() - t0
 
-    def save_hf(self, out_dir: str):
-        return self.learner.save_hf(out_dir)
+    def save_checkpoint(self, path: str, state: dict) -> str:
+        return checkpoint.save(self.learner, path, state)
+
+    def load_checkpoint(self, path: str) -> dict:
+        return checkpoint.load(self.learner, path)
 
 
 class LearnerPool:
-    def __init__(self, model_path: str, learner: LearnerConfig, algo: AlgoConfig, model: ModelConfig):
+    def __init__(self, model_path: str, learner: LearnerConfig, algo: AlgoConfig, model: ModelConfig,
+                 ref_path: str | None = None):
         self.cfg = learner
         opts = {"num_cpus": learner.num_cpus_per_worker, "num_gpus": learner.num_gpus_per_worker}
         threads = max(1, int(learner.num_cpus_per_worker))
         n = learner.num_workers
         self.workers = [LearnerWorker.options(**opts).remote(r, n, threads) for r in range(n)]
         addr, port = wait_placed([self.workers[0].rendezvous.remote()], f"learner rank 0 of {n}")[0]
-        ray.get([w.setup.remote(addr, port, model_path, learner, algo, model) for w in self.workers])
+        ray.get([w.setup.remote(addr, port, model_path, learner, algo, model, ref_path) for w in self.workers])
 
     def _fan_out(self, method: str, samples: list[TrainSample]) -> list:
         shards = shard_balanced(samples, len(self.workers))
@@ -94,8 +99,12 @@ class LearnerPool:
         results = ray.get([w.push_weights.remote(self.cfg.sync_bucket_mb) for w in self.workers])
         return results[0]
 
-    def save_hf(self, out_dir: str) -> str:
-        return ray.get([w.save_hf.remote(out_dir) for w in self.workers])[0]
+    def save_checkpoint(self, path: str, state: dict) -> str:
+        """HF folder + optimizer shards + RNG + `state` (vital_ray.training.checkpoint)."""
+        return ray.get([w.save_checkpoint.remote(path, state) for w in self.workers])[0]
+
+    def load_checkpoint(self, path: str) -> dict:
+        return ray.get([w.load_checkpoint.remote(path) for w in self.workers])[0]
 
     def shutdown(self):
         for w in self.workers:

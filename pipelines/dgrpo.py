@@ -7,15 +7,16 @@ Features
 - video tool pool (decord, CPU actors; frames travel as object refs), reward pool, FSDP2 learner pool
 - DGRPO advantages `A = w(mu) * (r - mu) / (sigma + eps)` (`algo.estimator=grpo` for plain GRPO), PPO-clip + k3 KL
 - weight sync learner -> rollout each iteration through the object store (bucketed numpy, one call per worker)
-- per-iteration metrics (console, metrics.jsonl, wandb offline), reward-curve PNG, periodic HF checkpoints
+- per-iteration metrics (console, metrics.jsonl, wandb offline), reward-curve PNG
+- checkpoints (HF folder + optimizer + RNG + data position) every `trainer.checkpoint_every` iterations and at
+  the end; `--resume` continues from the newest, keeps the stage's starting model as the KL reference and
+  re-pushes the weights to the rollout pool
 Flags: every field of `vital_ray.config.DGRPOJobConfig` as a dotted override, e.g. `rollout.group_size=8`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
@@ -29,6 +30,7 @@ from vital_ray.data.sampler import PromptSampler
 from vital_ray.metrics import MetricsLogger, PhaseTimer, console_line, trajectory_metrics
 from vital_ray.models import ensure_model_folder
 from vital_ray.telemetry import Telemetry
+from vital_ray.training import checkpoint
 
 
 def assign_advantages(trajs, algo) -> dict:
@@ -43,57 +45,47 @@ def assign_advantages(trajs, algo) -> dict:
                                          / max(len(uids), 1))}
 
 
-def save_checkpoint(learner, out_dir: str, iteration: int, sampler: PromptSampler) -> str:
-    path = os.path.join(out_dir, "checkpoints", f"iter_{iteration:05d}")
-    learner.save_hf(path)
-    with open(os.path.join(path, "trainer_state.json"), "w") as f:
-        json.dump({"iteration": iteration, "sampler": sampler.state_dict()}, f)
-    return path
+def checkpoint_state(iteration: int, sampler: PromptSampler, init_model: str) -> dict:
+    return {"step": iteration, "kind": "dgrpo", "sampler": sampler.state_dict(), "init_model": init_model}
 
 
-def warmup(cfg: DGRPOJobConfig, session, learner, sampler: PromptSampler) -> None:
-    """SFT on teacher tool-use traces (clip frames included), then push the weights to the rollout pool.
-    The traces are built once (two per record, different tool windows) and cycled through."""
-    trajs = session.teacher_trajectories(sampler.records * 2, seed=cfg.trainer.seed)
-    samples = [sample_from_trajectory(t) for t in trajs]
-    order = PromptSampler(samples, seed=cfg.data.shuffle_seed + 7)
-    learner.set_lr(cfg.trainer.sft_warmup_lr)
-    bar = tqdm(range(cfg.trainer.sft_warmup_steps), desc="SFT warm-up", disable=not cfg.trainer.progress)
-    for _ in bar:
-        m = learner.sft_update(order.next(cfg.trainer.sft_batch_size))
-        bar.set_postfix(loss=f"{m['sft_loss']:.3f}")
-    learner.set_lr(cfg.learner.lr)
-    learner.reset_reference()  # DGRPO's KL anchor is the warmed-up policy, not the random init
-    session.sync_weights(learner)
-
-
-def train(cfg: DGRPOJobConfig) -> dict:
+def train(cfg: DGRPOJobConfig, init_model: str | None = None) -> str:
+    """Run (or resume) one DGRPO stage; returns the final checkpoint (an HF folder)."""
     from actors.learner import LearnerPool
     from pipelines.session import RLSession, init_ray, load_training_records
+    from pipelines.sft import check_fresh_or_resume
 
     out_dir = expand(cfg.trainer.output_dir)
+    check_fresh_or_resume(out_dir, cfg.trainer.resume)
     init_ray(cfg)
-    model_path = ensure_model_folder(cfg.model)
+    init_model = init_model or ensure_model_folder(cfg.model)
+    start = checkpoint.latest_checkpoint(out_dir) if cfg.trainer.resume else None
+    state = checkpoint.read_state(start) if start else {"step": 0, "init_model": init_model}
     records, errors = load_training_records(cfg)
-    sampler = PromptSampler(records, seed=cfg.data.shuffle_seed)
+    sampler = (PromptSampler.from_state(records, state["sampler"]) if start
+               else PromptSampler(records, seed=cfg.data.shuffle_seed))
+    model_path = start or init_model
     session = RLSession(cfg, model_path)
-    learner = LearnerPool(model_path, cfg.learner, cfg.algo, cfg.model)
-    logger = MetricsLogger(out_dir, cfg.trainer.wandb_project, to_dict(cfg))
+    # the KL reference stays the stage's starting model, also after a resume
+    learner = LearnerPool(model_path, cfg.learner, cfg.algo, cfg.model, ref_path=state["init_model"])
+    logger = MetricsLogger(out_dir, cfg.trainer.wandb_project, to_dict(cfg), resume_step=state["step"] if start else None)
     telemetry = Telemetry("dgrpo")
     session.tools.telemetry = telemetry
     timer = PhaseTimer(on_phase=telemetry.set_phase)
     print(f"vital_ray DGRPO: {len(records)} records ({len(errors)} rejected), model {model_path}, "
           f"{cfg.trainer.iterations} iterations x {cfg.trainer.prompts_per_iter} prompts x "
-          f"{cfg.rollout.group_size} rollouts", flush=True)
-    if cfg.trainer.sft_warmup_steps:
-        telemetry.set_phase("sft")
-        warmup(cfg, session, learner, sampler)
-    last = {}
-    bar = tqdm(range(1, cfg.trainer.iterations + 1), desc="DGRPO", disable=not cfg.trainer.progress)
+          f"{cfg.rollout.group_size} rollouts" + (f", resuming after iteration {state['step']}" if start else ""),
+          flush=True)
+    if start:  # optimizer, RNG, data position; then the rollout pool gets exactly the learner's weights
+        learner.load_checkpoint(start)
+        session.sync_weights(learner)
+    bar = tqdm(range(state["step"] + 1, cfg.trainer.iterations + 1), desc="DGRPO", disable=not cfg.trainer.progress)
     for it in bar:
         t0 = time.perf_counter()
+        prompts = sampler.next(cfg.trainer.prompts_per_iter)
+        logger.row("data_order.jsonl", it, {"records": [r.id for r in prompts]})
         with timer("rollout"):
-            trajs, m = session.rollout(sampler.next(cfg.trainer.prompts_per_iter))
+            trajs, m = session.rollout(prompts)
         with timer("reward"):
             session.score(trajs)
         with timer("advantage"):
@@ -102,9 +94,11 @@ def train(cfg: DGRPOJobConfig) -> dict:
             m |= {f"train/{k}": v for k, v in learner.policy_update([sample_from_trajectory(t) for t in trajs]).items()}
         with timer("sync"):
             m |= session.sync_weights(learner)
-        if cfg.trainer.checkpoint_every and it % cfg.trainer.checkpoint_every == 0:
+        if it == cfg.trainer.iterations or (cfg.trainer.checkpoint_every and it % cfg.trainer.checkpoint_every == 0):
             with timer("checkpoint"):
-                save_checkpoint(learner, out_dir, it, sampler)
+                learner.save_checkpoint(checkpoint.checkpoint_dir(out_dir, it),
+                                        checkpoint_state(it, sampler, state["init_model"]))
+                checkpoint.prune(out_dir, cfg.trainer.keep_checkpoints)
         m |= trajectory_metrics(trajs) | timer.pop()
         m["time/iteration"] = time.perf_counter() - t0
         logger.log(it, m)
@@ -112,32 +106,39 @@ def train(cfg: DGRPOJobConfig) -> dict:
         telemetry.iteration(it, m)
         bar.write(console_line(it, m))
         bar.set_postfix(reward=f"{m.get('reward/mean', 0):.2f}")
-        last = m
-    final = save_checkpoint(learner, out_dir, cfg.trainer.iterations, sampler)
+    final = checkpoint.latest_checkpoint(out_dir)
     png = logger.plot()
     logger.close()
     session.shutdown()
     learner.shutdown()
     print(f"checkpoint: {final}\nreward curve: {png}\nmetrics: {logger.path}", flush=True)
-    return last
+    return final
 
 
-def parse_args(argv=None) -> DGRPOJobConfig:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_cli(argv=None, doc: str | None = None) -> tuple[DGRPOJobConfig, str | None, list[str]]:
+    """-> (config, YAML path, overrides) of a driver's command line."""
+    ap = argparse.ArgumentParser(description=doc or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=None, help="YAML file (defaults: vital_ray.config.DGRPOJobConfig)")
+    ap.add_argument("--resume", action="store_true", help="continue from the newest checkpoint (trainer.resume=true)")
     ap.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.group_size=8")
     args = ap.parse_args(argv)
-    return load_config(DGRPOJobConfig, args.config, args.overrides)
+    overrides = args.overrides + ["trainer.resume=true"] * args.resume
+    return load_config(DGRPOJobConfig, args.config, overrides), args.config, overrides
+
+
+def run_cli(train_fn, argv=None) -> int:
+    """Shared `main` of the drivers: config and output-dir problems exit 2 with one line, no traceback.
+    `train_fn(cfg, config_path, overrides)`."""
+    try:
+        train_fn(*parse_cli(argv, sys.modules[train_fn.__module__].__doc__))
+    except (ConfigError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv=None) -> int:
-    try:
-        cfg = parse_args(argv)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    train(cfg)
-    return 0
+    return run_cli(lambda cfg, *_: train(cfg), argv)
 
 
 if __name__ == "__main__":

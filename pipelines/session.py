@@ -28,8 +28,17 @@ def init_ray(cfg: DGRPOJobConfig) -> None:
     if cfg.ray.address:  # a submitted job: the job's runtime env (cluster/runtime_env.yaml) applies; adding
         ray.init(address=cfg.ray.address, **kwargs)  # one here would conflict with it
     else:
-        env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}}
+        env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"},
+               "worker_process_setup_hook": _quiet_worker_logs()}
         ray.init(num_cpus=cfg.ray.num_cpus or None, runtime_env=env, **kwargs)
+
+
+def _quiet_worker_logs():
+    """Without a dashboard (local runs) Ray Train's placement-group cleaner cannot query actor state and warns
+    every few seconds; nothing is wrong, so keep it to errors. A closure, so workers need not import this module
+    before their code path is set up."""
+    name = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+    return lambda: __import__("logging").getLogger(name).setLevel(40)
 
 
 def load_training_records(cfg: DGRPOJobConfig) -> tuple[list, list]:
@@ -46,39 +55,93 @@ def load_training_records(cfg: DGRPOJobConfig) -> tuple[list, list]:
     return load_records(json_path, "", cfg.data.on_bad_record)
 
 
-class RLSession:
-    """Rollout + tool + reward pools and the multi-turn scheduler over them."""
+class ToolSession:
+    """The tool pool and the token codec: enough to build prompts with their global view and SFT traces."""
 
     def __init__(self, cfg: DGRPOJobConfig, model_path: str):
         from transformers import AutoTokenizer
 
         self.cfg, self.model_path = cfg, model_path
         self.codec = TokenCodec(AutoTokenizer.from_pretrained(model_path))
-        self.gen_pool = RolloutPool(model_path, cfg.rollout, cfg.model)
         self.tools = ToolPool(cfg.tool, cfg.view, cfg.tool_pool)
-        self.rewards = RewardPool(cfg.reward)
-        self.weights_version = 0
 
-    def gen_pool_config(self):
-        """The model config (token ids, vision settings) the pools share."""
-        from transformers import AutoConfig
+    @staticmethod
+    def _schema() -> list[dict]:
+        from vital_ray.tools.clip_tool import TOOL_SCHEMA
 
-        return AutoConfig.from_pretrained(self.model_path)
+        return [TOOL_SCHEMA]
 
     @property
     def tool_schemas(self) -> list[dict] | None:
-        from vital_ray.tools.clip_tool import TOOL_SCHEMA
+        return self._schema() if self.cfg.rollout.max_turns > 0 else None
 
-        return [TOOL_SCHEMA] if self.cfg.rollout.max_turns > 0 else None
-
-    async def _start_group(self, record, group_size: int) -> list[Trajectory]:
+    async def _start_group(self, record, group_size: int, tools: bool | None = None) -> list[Trajectory]:
         meta, frames = await self.tools.global_view(record.video, record.duration)
         if not meta.get("ok"):
             log.warning("skipping %s: %s", record.id, meta.get("error"))
             return []
         view = VideoRef(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
         uid = uuid.uuid4().hex[:12]
-        return [new_trajectory(self.codec, record, view, uid, i, self.tool_schemas) for i in range(group_size)]
+        schemas = self.tool_schemas if tools is None else (self._schema() if tools else None)
+        return [new_trajectory(self.codec, record, view, uid, i, schemas) for i in range(group_size)]
+
+    async def _cot_sample(self, record):
+        from vital_ray import prompts
+        from vital_ray.data.traces import cot_trace
+
+        text = cot_trace(record)
+        group = await self._start_group(record, 1, tools=False) if text else []
+        if not group:
+            return None
+        ids = self.codec.encode(text + prompts.answer_turn_end())
+        append_generation(group[0], ids, [0.0] * len(ids), text)
+        return group[0]
+
+    async def _tool_sample(self, record, rng):
+        from vital_ray import prompts
+        from vital_ray.data.traces import teacher_trace
+
+        trace = teacher_trace(record, rng)
+        group = await self._start_group(record, 1, tools=True) if trace else []
+        if not group:
+            return None
+        t = group[0]
+        args = {"start_time": round(trace.start, 2), "end_time": round(trace.end, 2)}
+        meta, frames = await self.tools.call("get_video_clip_frame", args, record.video, record.duration)
+        if not meta.get("ok"):
+            return None
+        clip = VideoRef(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
+        ids1 = self.codec.encode(trace.turn1)
+        append_generation(t, ids1, [0.0] * len(ids1), trace.turn1)
+        append_tool_turn(t, self.codec.encode_tool_turn(meta["text"], clip), clip)
+        ids2 = self.codec.encode(trace.turn2 + prompts.answer_turn_end())
+        append_generation(t, ids2, [0.0] * len(ids2), trace.turn2)
+        return t
+
+    def teacher_trajectories(self, records: list, seed: int = 0, tools: bool = True) -> list[Trajectory]:
+        """SFT trajectories from ground truth: tool use with the real clip frames in the tool turn (VITAL's
+        release fed none), or a single text-CoT turn. Records with no usable target or video are dropped."""
+        import random
+
+        async def build():
+            rng = random.Random(seed)
+            jobs = [self._tool_sample(r, rng) if tools else self._cot_sample(r) for r in records]
+            return await asyncio.gather(*jobs)
+
+        return [t for t in asyncio.run(build()) if t is not None]
+
+    def shutdown(self) -> None:
+        self.tools.shutdown()
+
+
+class RLSession(ToolSession):
+    """Rollout + tool + reward pools and the multi-turn scheduler over them."""
+
+    def __init__(self, cfg: DGRPOJobConfig, model_path: str):
+        super().__init__(cfg, model_path)
+        self.gen_pool = RolloutPool(model_path, cfg.rollout, cfg.model)
+        self.rewards = RewardPool(cfg.reward)
+        self.weights_version = 0
 
     async def _rollout(self, records: list, group_size: int, sampling: SamplingParams):
         groups = await asyncio.gather(*(self._start_group(r, group_size) for r in records))
@@ -96,37 +159,6 @@ class RLSession:
         metrics = stats.as_metrics(self.gen_pool.size)
         metrics["data/skipped_records"] = skipped
         return trajs, metrics
-
-    async def _teacher_sample(self, record, rng):
-        from vital_ray import prompts
-        from vital_ray.data.traces import teacher_trace
-
-        trace = teacher_trace(record, rng)
-        group = await self._start_group(record, 1) if trace else []
-        if not group:
-            return None
-        t = group[0]
-        args = {"start_time": round(trace.start, 2), "end_time": round(trace.end, 2)}
-        meta, frames = await self.tools.call("get_video_clip_frame", args, record.video, record.duration)
-        if not meta.get("ok"):
-            return None
-        clip = VideoRef(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
-        ids1 = self.codec.encode(trace.turn1)
-        append_generation(t, ids1, [0.0] * len(ids1), trace.turn1)
-        append_tool_turn(t, self.codec.encode_tool_turn(meta["text"], clip), clip)
-        ids2 = self.codec.encode(trace.turn2 + prompts.answer_turn_end())
-        append_generation(t, ids2, [0.0] * len(ids2), trace.turn2)
-        return t
-
-    def teacher_trajectories(self, records: list, seed: int = 0) -> list[Trajectory]:
-        """Tool-use SFT trajectories with real clip frames in the tool turn (VITAL's release fed none)."""
-        import random
-
-        async def build():
-            rng = random.Random(seed)
-            return await asyncio.gather(*(self._teacher_sample(r, rng) for r in records))
-
-        return [t for t in asyncio.run(build()) if t is not None]
 
     def score(self, trajs: list[Trajectory]) -> None:
         items = [(t.task, t.response_text, t.solution, t.tool_ok) for t in trajs]

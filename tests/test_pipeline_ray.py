@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import ray
 import torch
+from transformers import AutoConfig
 
 from actors.learner import LearnerPool
 from pipelines.dgrpo import assign_advantages
@@ -63,7 +64,7 @@ def test_tool_trajectory_has_right_mask_and_multimodal_tensors(rl):
     assert sum(v.num_tokens for v in t.videos) == t.token_ids.count(video_tok)
     assert all(m == 0 for tok, m in zip(t.token_ids, t.loss_mask) if tok == video_tok)
     frames = [VideoInput(ray.get(v.frames), v.second_per_grid) for v in t.videos]
-    batch = collate([SeqInput(t.token_ids, frames)], session.gen_pool_config(), 0, left_pad=False)
+    batch = collate([SeqInput(t.token_ids, frames)], AutoConfig.from_pretrained(session.model_path), 0, left_pad=False)
     assert batch["video_grid_thw"].shape == (2, 3)
     assert batch["pixel_values_videos"].shape[0] == int(batch["video_grid_thw"].prod(-1).sum())
     clip_pos = batch["position_ids"][0, 0, edges[1]:edges[2]]

@@ -1,13 +1,15 @@
 """`vital-ray <command> ...`: one entry point for the drivers.
 
-    vital-ray dgrpo --config configs/demo.yaml rollout.group_size=8
+    vital-ray recipe --config configs/demo.yaml          # SFT (Ray Train) then DGRPO, resumable
+    vital-ray dgrpo --config configs/demo.yaml rollout.group_size=8 [--resume]
+    vital-ray sft --config configs/demo.yaml sft.steps=100 [--resume]
 """
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"dgrpo": "pipelines.dgrpo"}
+COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe"}
 
 
 def main(argv=None) -> int:

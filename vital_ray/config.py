@@ -173,12 +173,48 @@ class TrainerConfig:
     prompts_per_iter: int = 4
     output_dir: str = "outputs/demo"
     checkpoint_every: int = 4
-    sft_warmup_steps: int = 0  # teacher tool-use traces before RL (the mini recipe: SFT then DGRPO)
-    sft_warmup_lr: float = 2e-3
-    sft_batch_size: int = 8
+    keep_checkpoints: int = 0  # newest complete checkpoints kept; 0 keeps all
+    resume: bool = False  # continue from the newest complete checkpoint in output_dir (if any)
     seed: int = 0
     wandb_project: str = ""  # empty: no wandb; offline unless WANDB_API_KEY is set
     progress: bool = True
+
+
+@dataclass
+class SFTConfig:
+    """Supervised stages (VITAL stages 1 and 3) on Ray Train: teacher traces with real clip frames."""
+
+    tools: bool = True  # True: tool-use traces (stage 3); False: text CoT, no tool (stage 1)
+    epochs: int = 1  # VITAL trains one epoch per stage
+    steps: int = 0  # > 0 overrides epochs
+    batch_size: int = 8  # global, split across learner ranks
+    lr: float = 1e-5
+    traces_per_record: int = 1  # teacher traces per record (different tool windows)
+    train_vision: bool = True  # VITAL trains the ViT in SFT (frozen in RL)
+    checkpoint_every: int = 0  # steps; 0: only at the end
+    max_failures: int = 1  # Ray Train restarts the worker group from the last checkpoint this many times
+
+
+@dataclass
+class StageConfig:
+    name: str = ""
+    kind: str = "sft"  # sft | dgrpo
+    overrides: list[str] = field(default_factory=list)  # dotted overrides of the job config for this stage
+
+
+def _vital_stages() -> list[StageConfig]:
+    return [StageConfig("sft_cot", "sft", ["sft.tools=false"]),
+            StageConfig("dgrpo_single", "dgrpo", ["rollout.max_turns=0"]),
+            StageConfig("sft_tool", "sft", ["sft.tools=true"]),
+            StageConfig("dgrpo_tool", "dgrpo", [])]
+
+
+@dataclass
+class RecipeConfig:
+    """VITAL's 4 stages; each starts from the previous stage's final checkpoint."""
+
+    stages: list[StageConfig] = field(default_factory=_vital_stages)
+    only: str = ""  # run just this stage (from the previous stage's result if it exists, else model.path)
 
 
 @dataclass
@@ -200,6 +236,8 @@ class DGRPOJobConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
 
@@ -241,6 +279,16 @@ def _validate(cfg: Any) -> None:
                 raise ConfigError(f"rollout.{key} must be >= 1, got {getattr(rollout, key)}")
         if rollout.max_turns < 0:
             raise ConfigError(f"rollout.max_turns must be >= 0, got {rollout.max_turns}")
+    recipe = getattr(cfg, "recipe", None)
+    if recipe is not None:
+        names = [s.name for s in recipe.stages]
+        for i, st in enumerate(recipe.stages):
+            if st.kind not in ("sft", "dgrpo") or not st.name:
+                raise ConfigError(f"recipe.stages[{i}]: need a name and kind sft|dgrpo, got {st.name!r}/{st.kind!r}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"recipe.stages: duplicate stage names {names}")
+        if recipe.only and recipe.only not in names:
+            raise ConfigError(f"recipe.only={recipe.only!r} is not one of the stages {names}")
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")

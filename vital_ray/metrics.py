@@ -31,13 +31,16 @@ class PhaseTimer:
 
 
 class MetricsLogger:
-    def __init__(self, out_dir: str, wandb_project: str = "", config: dict | None = None, resume: bool = False):
+    FILES = ("metrics.jsonl", "samples.jsonl", "data_order.jsonl")
+
+    def __init__(self, out_dir: str, wandb_project: str = "", config: dict | None = None,
+                 resume_step: int | None = None):
+        """`resume_step`: continuing from a checkpoint at that step; rows logged after it by the interrupted run
+        are dropped (they are redone), so every file holds each step exactly once."""
         os.makedirs(out_dir, exist_ok=True)
         self.path = os.path.join(out_dir, "metrics.jsonl")
-        if not resume:
-            for name in ("metrics.jsonl", "samples.jsonl"):
-                if os.path.exists(os.path.join(out_dir, name)):
-                    os.remove(os.path.join(out_dir, name))
+        for name in self.FILES:
+            _truncate(os.path.join(out_dir, name), -1 if resume_step is None else resume_step)
         self.out_dir = out_dir
         self.wandb = None
         if wandb_project:
@@ -52,6 +55,11 @@ class MetricsLogger:
             f.write(json.dumps(row) + "\n")
         if self.wandb is not None:
             self.wandb.log(metrics, step=step)
+
+    def row(self, name: str, step: int, row: dict) -> None:
+        """A free-form JSON row in `name` (one of FILES), keyed by step like the metrics."""
+        with open(os.path.join(self.out_dir, name), "a") as f:
+            f.write(json.dumps({"iteration": step, **row}) + "\n")
 
     def samples(self, step: int, trajs, n: int = 4) -> None:
         """A few decoded rollouts per iteration (samples.jsonl): what the policy actually writes."""
@@ -90,6 +98,16 @@ class MetricsLogger:
     def close(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def _truncate(path: str, max_step: int) -> None:
+    """Keep the rows of a step-keyed JSONL file up to `max_step` (-1: none)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        keep = [line for line in f if line.strip() and json.loads(line).get("iteration", 0) <= max_step]
+    with open(path, "w") as f:
+        f.writelines(keep)
 
 
 def console_line(step: int, m: dict) -> str:

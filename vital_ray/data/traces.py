@@ -1,6 +1,9 @@
-"""Teacher tool-use traces for SFT (VITAL's MTVR-CoT-Tool shape) built from ground truth.
+"""Teacher traces for the SFT stages, built from ground truth (or taken from the record when it carries them).
 
-Turn 1 thinks and calls the clip tool around the answer (ground-truth span widened by up to 20%, as VITAL built
+Stage 1 (text CoT, no tool): `<think>...</think><answer>...</answer>` (MTVR-CoT shape: a `solution` string that
+already holds `<answer>` is used as it is).
+
+Stage 3 (tool use, MTVR-CoT-Tool shape): turn 1 thinks and calls the clip tool around the answer (ground-truth span widened by up to 20%, as VITAL built
 its tool parameters); turn 2 thinks again and answers. Records that already carry `solution` as two turns plus
 `tool_params` (the MTVR tool SFT files) are used as they are.
 """
@@ -40,6 +43,23 @@ def _tool_call(start: float, end: float) -> str:
     return "<tool_call>" + json.dumps({"name": "get_video_clip_frame", "arguments": args}) + "</tool_call>"
 
 
+def _answer_text(record, span: tuple[float, float] | None) -> str:
+    if isinstance(record.solution, (list, tuple)) and span is not None:
+        return f"The event happens in the {span[0]:.2f} - {span[1]:.2f} seconds."
+    return str(record.solution)
+
+
+def cot_trace(record) -> str | None:
+    """A single assistant turn for text-CoT SFT (stage 1), ending with `</answer>`."""
+    if isinstance(record.solution, str) and "<answer>" in record.solution:
+        return record.solution
+    if isinstance(record.solution, list) and not _span(record):
+        return None  # a tool-SFT record (two turns): not a CoT target
+    span = _span(record)
+    where = f" The evidence is around {span[0]:.0f}-{span[1]:.0f} s." if span else ""
+    return f"<think>Look at the whole video.{where}</think><answer>{_answer_text(record, span)}</answer>"
+
+
 def teacher_trace(record, rng: random.Random) -> TeacherTrace | None:
     if isinstance(record.solution, list) and len(record.solution) == 2 and all(
             isinstance(x, str) for x in record.solution) and getattr(record, "tool_params", None):
@@ -54,9 +74,5 @@ def teacher_trace(record, rng: random.Random) -> TeacherTrace | None:
     if ce - cs <= 1.0:
         ce = min(record.duration, cs + 2.0)
     turn1 = f"<think>Zoom in to check.</think>{_tool_call(cs, ce)}"
-    if isinstance(record.solution, (list, tuple)):
-        answer = f"The event happens in the {s:.2f} - {e:.2f} seconds."
-    else:
-        answer = str(record.solution)
-    turn2 = f"<think>Seen it.</think><answer>{answer}</answer>"
+    turn2 = f"<think>Seen it.</think><answer>{_answer_text(record, span)}</answer>"
     return TeacherTrace(turn1, cs, ce, turn2)

@@ -54,3 +54,15 @@ def full_state_dict(root: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def grad_norm_value(norm) -> float:
     return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+
+def mean_over_ranks(metrics: dict[str, float]) -> dict[str, float]:
+    """Collective: average each metric over ranks (`tokens` is summed)."""
+    import torch.distributed as dist
+
+    keys = sorted(metrics)
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    world = dist.get_world_size()
+    return {k: float(v) if k == "tokens" else float(v) / world for k, v in zip(keys, t.tolist())}

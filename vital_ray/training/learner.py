@@ -25,7 +25,10 @@ Resolver = Callable[[object], np.ndarray]  # ObjectRef (or array) -> uint8 frame
 
 class FSDPLearner:
     def __init__(self, model_path: str, learner: LearnerConfig, algo: AlgoConfig, dtype: str = "float32",
-                 freeze_vision: bool = True, resolve: Resolver = np.asarray, device: torch.device | None = None):
+                 freeze_vision: bool = True, resolve: Resolver = np.asarray, device: torch.device | None = None,
+                 ref_path: str | None = None):
+        """`model_path` holds the weights to train (a checkpoint when resuming); `ref_path` the KL reference
+        (an RL stage's starting model; default `model_path`)."""
         from transformers import Qwen2_5_VLForConditionalGeneration
         from transformers.utils import logging as hf_logging
 
@@ -35,19 +38,19 @@ class FSDPLearner:
         self.model_path = model_path
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
-        def load():
-            m = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_path, dtype=torch_dtype).to(self.device)
+        def load(path: str):
+            m = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=torch_dtype).to(self.device)
             if freeze_vision:
                 m.model.visual.requires_grad_(False)
             return m
 
-        model = load()
+        model = load(model_path)
         self.config = model.config
         self.pad_id = model.config.text_config.pad_token_id or 0
         self.policy = fsdp.shard_model(PolicyScorer(model), self.device)
         self.ref = None
         if algo.kl_coef > 0:
-            self.ref = fsdp.shard_model(PolicyScorer(load().requires_grad_(False)), self.device)
+            self.ref = fsdp.shard_model(PolicyScorer(load(ref_path or model_path).requires_grad_(False)), self.device)
             self.ref.eval()
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=learner.lr, betas=tuple(learner.betas),
@@ -139,7 +142,7 @@ class FSDPLearner:
             logp, _ = self._score(self.policy, batch)
             loss = -(logp * batch["w"]).sum() / max(total_tokens, 1.0)
             loss.backward()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
         return {"sft_loss": loss_sum, "tokens": total_tokens, "grad_norm": self._optimizer_step()}
 
     @torch.no_grad()
@@ -171,17 +174,29 @@ class FSDPLearner:
             out.pop("lm_head.weight", None)
         return out
 
-    def save_hf(self, out_dir: str, state: dict[str, torch.Tensor] | None = None) -> str | None:
+    def optimizer_state(self) -> dict:
+        """Collective. This rank's shard of the optimizer state (DTensors), for torch.distributed.checkpoint."""
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        return get_optimizer_state_dict(self.policy, self.opt)
+
+    def load_optimizer_state(self, state: dict) -> None:
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        set_optimizer_state_dict(self.policy, self.opt, state)
+
+    def save_hf(self, out_dir: str, replace: bool = True) -> str | None:
         """Collective. Rank 0 writes a normal HF folder (config, safetensors, tokenizer) loadable by
-        `from_pretrained` and vLLM."""
+        `from_pretrained` and vLLM; with `replace`, through a temporary folder renamed into place."""
         from safetensors.torch import save_file
 
-        state = self.full_state() if state is None else state
+        state = self.full_state()
         if dist.get_rank() != 0:
             return None
-        tmp = out_dir.rstrip("/") + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
+        tmp = out_dir.rstrip("/") + ".tmp" if replace else out_dir
+        if replace:
+            shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp, exist_ok=True)
         for name in os.listdir(self.model_path):  # config, tokenizer, processor files
             if not name.endswith((".safetensors", ".bin")) and name != "model.safetensors.index.json":
                 src = os.path.join(self.model_path, name)
@@ -189,8 +204,9 @@ class FSDPLearner:
                     shutil.copy2(src, tmp)
         save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(tmp, "model.safetensors"),
                   metadata={"format": "pt"})
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp, out_dir)
+        if replace:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            os.replace(tmp, out_dir)
         return out_dir
 
 
