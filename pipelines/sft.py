@@ -16,6 +16,7 @@ Flags: every field of `vital_ray.config.DGRPOJobConfig`, e.g. `sft.lr=1e-5 sft.b
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -27,8 +28,9 @@ from vital_ray.data.sampler import PromptSampler
 from vital_ray.training import checkpoint
 
 
-def build_samples(cfg: DGRPOJobConfig, model_path: str, records: list) -> list[TrainSample]:
-    """Teacher trajectories (clip frames fetched by the tool pool) -> train samples holding frame refs."""
+def build_samples(cfg: DGRPOJobConfig, model_path: str, records: list) -> tuple[list[TrainSample], list[str]]:
+    """Teacher trajectories (clip frames fetched by the tool pool) -> (train samples holding frame refs, their
+    ids). Records with no usable target (e.g. no span for a tool trace) or no readable video are dropped."""
     from pipelines.session import ToolSession
 
     session = ToolSession(cfg, model_path)
@@ -39,7 +41,7 @@ def build_samples(cfg: DGRPOJobConfig, model_path: str, records: list) -> list[T
         session.shutdown()  # the frames stay in the object store: this driver owns them
     if not trajs:
         raise ValueError("no SFT targets could be built from the records (no spans/answers, or no readable video)")
-    return [sample_from_trajectory(t) for t in trajs]
+    return [sample_from_trajectory(t) for t in trajs], [t.sample_id for t in trajs]
 
 
 def total_steps(cfg: DGRPOJobConfig, num_samples: int) -> int:
@@ -106,10 +108,13 @@ def train(cfg: DGRPOJobConfig, init_model: str | None = None) -> str:
     init_ray(cfg)
     init_model = init_model or ensure_model_folder(cfg.model)
     records, errors = load_training_records(cfg)
-    samples = build_samples(cfg, init_model, records)
+    samples, ids = build_samples(cfg, init_model, records)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "sft_samples.json"), "w") as f:  # data_order.jsonl indexes into this
+        json.dump(ids, f)
     steps = total_steps(cfg, len(samples))
     print(f"vital_ray SFT ({'tool traces' if cfg.sft.tools else 'text CoT'}): {len(samples)} samples from "
-          f"{len(records)} records ({len(errors)} rejected), {steps} steps x {cfg.sft.batch_size}, "
+          f"{len(records)} records ({len(errors)} rejected at load), {steps} steps x {cfg.sft.batch_size}, "
           f"{cfg.learner.num_workers} worker(s), from {init_model}", flush=True)
     gpu = cfg.learner.num_gpus_per_worker > 0
     trainer = TorchTrainer(
