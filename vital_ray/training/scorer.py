@@ -24,9 +24,11 @@ class PolicyScorer(nn.Module):
         hidden = out.last_hidden_state[:, :-1][score_mask[:, 1:].bool()]  # position t-1 predicts token t
         labels = input_ids[:, 1:][score_mask[:, 1:].bool()]
         logits = self.model.lm_head(hidden).float()
-        logp_all = torch.log_softmax(logits, dim=-1)
-        logp = logp_all.gather(-1, labels[:, None]).squeeze(-1)
+        lse = torch.logsumexp(logits, dim=-1)
+        # a subtraction, not a gather view: FSDP2 hooks must see a fresh tensor, and no (N, vocab) log-softmax
+        logp = logits.gather(-1, labels[:, None])[:, 0] - lse
         if not with_entropy:
             return logp, None
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        probs = torch.softmax(logits, dim=-1)
+        entropy = lse - (probs * logits).sum(-1)
         return logp, entropy
