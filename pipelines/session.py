@@ -25,12 +25,13 @@ def init_ray(cfg: DGRPOJobConfig) -> None:
     if ray.is_initialized():
         return
     kwargs = {"include_dashboard": cfg.ray.include_dashboard, "log_to_driver": True}
-    if cfg.ray.address:  # a submitted job: the job's runtime env (cluster/runtime_env.yaml) applies; adding
-        ray.init(address=cfg.ray.address, **kwargs)  # one here would conflict with it
-    else:
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` for the job's driver
+    if address:  # join a cluster: the job's runtime env (cluster/runtime_env.yaml) applies; adding one here
+        ray.init(address=address, **kwargs)  # would conflict with it
+    else:  # "local": a fresh cluster, never silently joining one that `ray start` left on this machine
         env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"},
                "worker_process_setup_hook": _quiet_worker_logs()}
-        ray.init(num_cpus=cfg.ray.num_cpus or None, runtime_env=env, **kwargs)
+        ray.init(address="local", num_cpus=cfg.ray.num_cpus or None, runtime_env=env, **kwargs)
 
 
 def _quiet_worker_logs():
