@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -166,13 +165,13 @@ def _kind_name(kind) -> str:
 
 
 def number(value, where: str, name: str) -> float:
+    """A finite number (the clip tool's argument check), or an AdapterError naming file, line and field."""
+    from vital_ray.tools.clip_tool import _as_time
+
     try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise AdapterError(f"{where}: field '{name}' must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise AdapterError(f"{where}: field '{name}' must be finite, got {value!r}")
-    return x
+        return _as_time(f"field '{name}'", value)
+    except ValueError as e:
+        raise AdapterError(f"{where}: {e}") from None
 
 
 def span(value, where: str, name: str, duration: float | None = None) -> list[float]:
