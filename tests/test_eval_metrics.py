@@ -41,6 +41,7 @@ def test_nextgqa_acc_gqa_iop_iou_over_several_gt_spans():
         (ans("A, 15 - 35"), {"answer": "A", "span": [10, 20]}),  # right; IoU 5/25 = .2, IoP 5/20 = .25
         (ans("C, 10 - 20"), {"answer": "D", "span": [10, 20]}),  # wrong letter; IoU 1, IoP 1
     ])
+    assert r[1]["pred"] == {"answer": "A", "span": [15.0, 35.0]}
     m = aggregate("nextgqa", r)
     assert m["Acc@QA"] == pytest.approx(2 / 3)
     assert m["Acc@GQA"] == pytest.approx(1 / 3)  # only the first: right AND IoP >= 0.5

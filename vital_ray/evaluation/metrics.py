@@ -127,8 +127,8 @@ def score_sample(metric: str, response: str, solution, scope: str = "answer") ->
         else:  # free-form grounded answer (VITAL's rextime format): ROUGE of the answer texts
             letter, acc = None, tr.rouge_mean_f(tr.split_span(answer)[0], str(truth["answer"]))
         return {"score": acc, "correct": acc, "iou": max(span_iou(pred, g) for g in spans),
-                "iop": max(span_iop(pred, g) for g in spans), "pred": letter,
-                "pred_span": None if pred is None else list(pred)}
+                "iop": max(span_iop(pred, g) for g in spans),
+                "pred": {"answer": letter, "span": None if pred is None else list(pred)}}
     if metric == "mcq":
         letter = mcq_letter(answer_or_text(text))
         acc = float(letter == _letter(solution))
