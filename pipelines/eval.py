@@ -113,7 +113,8 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
     annotation = os.path.expanduser(ev.annotation)  # relative: under data_root (or the working directory)
     annotation = os.path.abspath(annotation) if annotation and not ev.data_root else annotation
     try:
-        loaded = load_benchmark(ev.benchmark, expand(ev.data_root), annotation, cfg.data.on_bad_record)
+        loaded = load_benchmark(ev.benchmark, expand(ev.data_root), annotation, cfg.data.on_bad_record,
+                                cfg.reward.tasks)
     except AdapterError as e:
         raise ConfigError(str(e)) from None
     os.makedirs(out, exist_ok=True)

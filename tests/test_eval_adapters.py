@@ -197,3 +197,12 @@ def test_unknown_benchmark_and_missing_file(tmp_path):
         load_benchmark("nope", str(tmp_path))
     with pytest.raises(AdapterError, match=r"charades_sta_test.txt: file not found"):
         load_benchmark("charades", str(tmp_path))
+
+
+def test_mtvr_routes_by_the_configured_reward_tasks(tmp_path, tiny_mp4):
+    from vital_ray.config import RewardConfig, TaskSpec
+
+    root = bench_root(tmp_path, tiny_mp4, "mtvr", ["3MSZA.mp4", "I_Q3ajyOrcI.mp4"])
+    tasks = {**RewardConfig().tasks, "some_new_task": TaskSpec("mcq")}
+    res = load_benchmark("mtvr", root, "test_set_src.json", tasks=tasks)
+    assert [(r.id, r.extra["metric"]) for r in res.records][-1] == ("odd_1", "mcq") and not res.errors

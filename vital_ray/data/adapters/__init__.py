@@ -43,9 +43,10 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in (
 )}
 
 
-def load_benchmark(name: str, data_root: str, annotation: str = "", on_bad: str = "skip") -> LoadResult:
+def load_benchmark(name: str, data_root: str, annotation: str = "", on_bad: str = "skip",
+                   tasks: dict | None = None) -> LoadResult:
     """Records of benchmark `name`; `annotation` defaults to the adapter's file under data_root (a relative
-    annotation path is taken relative to data_root)."""
+    annotation path is taken relative to data_root). `tasks` (`reward.tasks`) routes MTVR records to metrics."""
     if name not in ADAPTERS:
         raise AdapterError(f"unknown benchmark {name!r}; known: {', '.join(sorted(ADAPTERS))}")
     adapter = ADAPTERS[name]
@@ -53,7 +54,8 @@ def load_benchmark(name: str, data_root: str, annotation: str = "", on_bad: str 
     path = path if os.path.isabs(path) else os.path.join(data_root, path)
     if not os.path.exists(path):
         raise AdapterError(f"{path}: file not found (benchmark {name}: pass the annotation file)")
-    return adapter.load(path, data_root or os.path.dirname(path), on_bad)
+    root = data_root or os.path.dirname(path)
+    return adapter.load(path, root, on_bad, tasks) if name == "mtvr" else adapter.load(path, root, on_bad)
 
 
 __all__ = ["ADAPTERS", "Adapter", "AdapterError", "LoadResult", "load_benchmark"]
