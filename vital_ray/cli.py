@@ -3,13 +3,14 @@
     vital-ray recipe --config configs/demo.yaml          # SFT (Ray Train) then DGRPO, resumable
     vital-ray dgrpo --config configs/demo.yaml rollout.group_size=8 [--resume]
     vital-ray sft --config configs/demo.yaml sft.steps=100 [--resume]
+    vital-ray eval --benchmark charades --data-root /data/charades --model /models/ckpt [--no-tools] [--resume]
 """
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe"}
+COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe", "eval": "pipelines.eval"}
 
 
 def main(argv=None) -> int:

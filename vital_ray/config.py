@@ -225,6 +225,20 @@ class RayConfig:
 
 
 @dataclass
+class EvalConfig:
+    """`vital-ray eval`: one benchmark through the rollout + tool pools, greedy, one rollout per record."""
+
+    benchmark: str = ""  # a name in vital_ray.data.adapters.ADAPTERS (charades, nextgqa, videomme, ...)
+    data_root: str = ""  # the dataset folder: annotation files and videos
+    annotation: str = ""  # the annotation file; empty: the adapter's default file under data_root
+    limit: int = 0  # evaluate the first N records only (0: all)
+    tools: bool = True  # False: single turn without the clip tool (sets rollout.max_turns=0)
+    batch_size: int = 16  # records per rollout call; the predictions file is appended after each
+    output_dir: str = ""  # empty: outputs/eval/<benchmark>[_notools]
+    resume: bool = False  # skip the records already in output_dir/predictions.jsonl
+
+
+@dataclass
 class DGRPOJobConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -239,6 +253,7 @@ class DGRPOJobConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 T = TypeVar("T")
@@ -289,6 +304,9 @@ def _validate(cfg: Any) -> None:
             raise ConfigError(f"recipe.stages: duplicate stage names {names}")
         if recipe.only and recipe.only not in names:
             raise ConfigError(f"recipe.only={recipe.only!r} is not one of the stages {names}")
+    ev = getattr(cfg, "eval", None)
+    if ev is not None and (ev.limit < 0 or ev.batch_size < 1):
+        raise ConfigError(f"eval: need limit >= 0 and batch_size >= 1, got {ev.limit} and {ev.batch_size}")
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")

@@ -69,6 +69,11 @@ def extract_time_range(text: str) -> Span | None:
     return None if pair is None else (pair[0], pair[1])
 
 
+def all_time_ranges(text: str) -> list[Span]:
+    """Every valid (end >= start) consecutive number pair, sentence by sentence: a multi-span answer."""
+    return [(s, e) for s, e, _, _ in _time_pairs(text) if e >= s]
+
+
 def split_span(text: str) -> tuple[str, Span | None]:
     """(text with the span's numbers cut out, span) - how a GQA ground-truth string yields its answer part."""
     pair = _last_valid_pair(text)
