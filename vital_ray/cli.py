@@ -3,13 +3,15 @@
     vital-ray recipe --config configs/demo.yaml          # SFT (Ray Train) then DGRPO, resumable
     vital-ray dgrpo --config configs/demo.yaml rollout.group_size=8 [--resume]
     vital-ray sft --config configs/demo.yaml sft.steps=100 [--resume]
+    vital-ray serve --model outputs/demo/final serve.allowed_roots=[/data/videos]   # OpenAI-compatible HTTP
 """
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe"}
+COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe",
+            "serve": "pipelines.serve"}
 
 
 def main(argv=None) -> int:
