@@ -6,9 +6,8 @@
 Frames travel between deployments as uint8 numpy arrays (Ray's out-of-band pickling), never base64. The request
 logic is `vital_ray.serving` (pure); this module only wires it to HTTP and handles.
 `serve run configs/serve.yaml` calls `app_builder(args)`; `vital-ray serve` calls `build_app(cfg)`.
+(No `from __future__ import annotations` here: FastAPI reads the route signatures' types at runtime.)
 """
-
-from __future__ import annotations
 
 import asyncio
 import contextlib
@@ -231,7 +230,7 @@ def build_app(cfg: ServeJobConfig):
                             "max_replicas": s.tool_max_replicas,
                             "target_ongoing_requests": s.tool_target_ongoing_requests,
                             "upscale_delay_s": s.tool_upscale_delay_s, "downscale_delay_s": s.tool_downscale_delay_s,
-                            "metrics_interval_s": 0.5, "look_back_period_s": 2.0},
+                            "look_back_period_s": 2.0},
     ).bind(cfg.tool, cfg.view)
     threads = max(1, int(s.model_num_cpus))
     model = ModelServer.options(num_replicas=s.model_replicas,

@@ -90,9 +90,9 @@ async def run_request(codec: TokenCodec, req: ChatRequest, video_path: str, roll
         raise RequestError(422, f"unreadable video: {error}", "invalid_video", "video")
     if req.prefill:
         n = len(codec.encode(req.prefill))
-        if n >= rollout.max_tokens_per_turn:
-            raise RequestError(400, f"the assistant prefill has {n} tokens; the per-turn limit is "
-                               f"{rollout.max_tokens_per_turn}", "prefill_too_long", "messages")
+        if n >= rollout.max_total_tokens:
+            raise RequestError(400, f"the assistant prefill has {n} tokens; the request's token budget is "
+                               f"{rollout.max_total_tokens}", "prefill_too_long", "messages")
         generate = with_prefill(generate, codec, req.prefill)
     if on_event is not None:
         generate, call_tool = observed(generate, call_tool, on_event)
