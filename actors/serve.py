@@ -230,7 +230,7 @@ def build_app(cfg: ServeJobConfig):
                             "max_replicas": s.tool_max_replicas,
                             "target_ongoing_requests": s.tool_target_ongoing_requests,
                             "upscale_delay_s": s.tool_upscale_delay_s, "downscale_delay_s": s.tool_downscale_delay_s,
-                            "look_back_period_s": 2.0},
+                            "metrics_interval_s": 1.0, "look_back_period_s": 5.0},
     ).bind(cfg.tool, cfg.view)
     threads = max(1, int(s.model_num_cpus))
     model = ModelServer.options(num_replicas=s.model_replicas,
@@ -240,5 +240,9 @@ def build_app(cfg: ServeJobConfig):
 
 
 def app_builder(args: dict):
-    """`serve run` entry: the app's `args` are a ServeJobConfig as a dict (bad keys fail at start-up)."""
-    return build_app(load_config(ServeJobConfig, data=dict(args or {})))
+    """`serve run` entry: the app's `args` are a ServeJobConfig as a nested dict (configs/serve.yaml), or dotted
+    `key.sub=value` pairs (`serve run actors.serve:app_builder model.path=/m`); bad keys fail at start-up."""
+    args = dict(args or {})
+    dotted = [f"{k}={v}" for k, v in args.items() if "." in k]
+    return build_app(load_config(ServeJobConfig, data={k: v for k, v in args.items() if "." not in k},
+                                 overrides=dotted))

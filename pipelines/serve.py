@@ -12,7 +12,9 @@ must lie under `serve.allowed_roots`; URLs are off unless `serve.allow_urls=true
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import time
 
 from omegaconf import OmegaConf
 
@@ -50,11 +52,7 @@ def start(cfg: ServeJobConfig, blocking: bool = True):
             ray.init(num_cpus=cfg.ray.num_cpus or None, include_dashboard=cfg.ray.include_dashboard,
                      runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}})
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
-    app = build_app(cfg)
-    url = f"http://{cfg.serve.host}:{cfg.serve.port}"
-    if blocking:
-        print(f"vital_ray serving {cfg.serve.model_name!r} at {url}/v1/chat/completions (Ctrl-C stops)", flush=True)
-    return serve.run(app, name="vital_ray", route_prefix="/", blocking=blocking)
+    return serve.run(build_app(cfg), name="vital_ray", route_prefix="/", blocking=blocking)
 
 
 def main(argv=None) -> int:
@@ -78,10 +76,22 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    import ray
+    from ray import serve
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop like Ctrl-C: shut Serve and Ray down
     try:
-        start(cfg, blocking=True)
-    except KeyboardInterrupt:
+        start(cfg, blocking=False)
+        print(f"vital_ray serving {cfg.serve.model_name!r} at http://{cfg.serve.host}:{cfg.serve.port}"
+              "/v1/chat/completions (Ctrl-C stops)", flush=True)
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, SystemExit):
         pass
+    finally:
+        if ray.is_initialized():
+            serve.shutdown()
+            ray.shutdown()
     return 0
 
 
