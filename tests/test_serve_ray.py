@@ -219,3 +219,59 @@ def test_tool_deployment_has_autoscaling_and_replicas_survive_bad_input(server):
     assert set(deps) >= {"Ingress", "ModelServer", "ToolServer"}
     assert all(d.status == "HEALTHY" for d in deps.values())
     assert requests.get(f"{server['url']}/healthz", timeout=30).status_code == 200
+
+
+def test_bounded_loopback_load_has_no_5xx(server):
+    """24 requests from 8 concurrent clients, valid and invalid mixed: every valid one 200, every invalid one
+    4xx, never a 5xx; the app stays healthy afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    recs, root = server["records"], server["root"]
+
+    def one(i):
+        if i % 3 == 2:
+            video = ["/etc/passwd", os.path.join(root, "corrupt.mp4"), "../x.mp4"][i % 9 // 3]
+            return "bad", chat(server, video, max_tokens=100).status_code
+        return "good", chat(server, recs[i % len(recs)].video, max_tokens=100, seed=i).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(24)))
+    assert all(s == 200 for kind, s in results if kind == "good"), results
+    assert all(400 <= s < 500 for kind, s in results if kind == "bad"), results
+    assert requests.get(f"{server['url']}/healthz", timeout=30).status_code == 200
+
+
+@pytest.mark.slow
+def test_vital_ray_serve_command_starts_on_loopback(tiny_model_path, synthetic, tmp_path):
+    """`vital-ray serve --model <folder>` as a user runs it: listens on 127.0.0.1, answers, stops on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = _free_port()
+    root = os.path.dirname(synthetic[0][0].video)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-m", "vital_ray.cli", "serve", "--model", tiny_model_path,
+                             "--config", "configs/serve.yaml", "--port", str(port), "ray.num_cpus=4",
+                             f"serve.allowed_roots=[{root}]"], env=env, stdout=open(tmp_path / "log", "w"),
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "log").read_text()[-3000:]
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:  # not listening yet, or the proxy has no routes yet
+                pass
+            time.sleep(2)
+        body = {"model": "vital-ray", "messages": [{"role": "user", "content": "What?"}],
+                "video": synthetic[0][0].video, "max_tokens": 200}
+        r = requests.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=120)
+        assert r.status_code == 200 and r.json()["vital"]["turns"] >= 1
+        assert requests.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={**body, "video": "/etc/hosts"},
+                             timeout=30).status_code == 403
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
