@@ -30,7 +30,7 @@ from vital_ray.serving import request as rq
 from vital_ray.serving import response as rs
 from vital_ray.serving.errors import RequestError, error_body
 from vital_ray.serving.loop import loop_config, run_request
-from vital_ray.serving.videos import fetch_url, is_url, real_roots, resolve_local
+from vital_ray.serving.videos import fetch_url, real_roots, resolve_video
 
 log = logging.getLogger("ray.serve")
 
@@ -156,13 +156,13 @@ class Ingress:
 
     @contextlib.asynccontextmanager
     async def _video(self, ref: str):
-        if not is_url(ref):
-            yield resolve_local(ref, self.roots)
+        """The request's video as a local file: a checked path, or a bounded download deleted afterwards."""
+        target, remote = resolve_video(ref, self.roots, self.s.allow_urls)
+        if not remote:
+            yield target
             return
-        if not self.s.allow_urls:
-            raise RequestError(403, "video URLs are disabled on this server (serve.allow_urls=false)",
-                               "video_forbidden", "video")
-        path = await asyncio.to_thread(fetch_url, ref, self.downloads, self.s.max_url_bytes, self.s.url_timeout_s)
+        path = await asyncio.to_thread(fetch_url, target, self.downloads, self.s.max_url_bytes,
+                                       self.s.url_timeout_s)
         try:
             yield path
         finally:

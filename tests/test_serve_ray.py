@@ -1,10 +1,13 @@
 """The Serve app over real HTTP on a local Ray cluster: the tiny Qwen2.5-VL model deployment, the decord tool
 deployment and the FastAPI ingress, one app for the module. Requests go through Serve's HTTP proxy."""
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import socket
+import threading
 
 import pytest
 import requests
@@ -37,6 +40,14 @@ def server(tiny_model_path, synthetic, tmp_path_factory):
         f.write(os.urandom(4096))
     shutil.copy(records[0].video, os.path.join(outside, "escape_target.mp4"))  # a real video outside the root
     os.symlink(os.path.join(outside, "escape_target.mp4"), os.path.join(root, "link_out.mp4"))
+    with open(os.path.join(outside, "big.mp4"), "wb") as f:
+        f.write(b"\0" * 3_000_000)
+    with open(os.path.join(outside, "garbage.mp4"), "wb") as f:
+        f.write(os.urandom(4096))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(outside))
+    handler.log_message = lambda *a: None
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # real HTTP video source
+    threading.Thread(target=files.serve_forever, daemon=True).start()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
                                        TOKEN_ENV: TOKEN}})
@@ -45,14 +56,17 @@ def server(tiny_model_path, synthetic, tmp_path_factory):
     cfg = load_config(ServeJobConfig, data={
         "model": {"path": tiny_model_path},
         "serve": {"model_name": MODEL, "allowed_roots": [root], "port": port, "auth_token_env": TOKEN_ENV,
+                  "allow_urls": True, "max_url_bytes": 2_000_000, "url_timeout_s": 20,
                   "max_request_bytes": 8192, "max_turns": 2, "max_tokens": 600, "tool_min_replicas": 1,
                   "tool_max_replicas": 2},
         "rollout": {"max_tokens_per_turn": 24, "temperature": 0.7},
         "view": {"max_frames": 4, "max_pixels": 12544}, "tool": {"max_frames": 4, "max_pixels": 12544}})
     serve.run(build_app(cfg), name="vital_test", route_prefix="/")
-    yield {"url": f"http://127.0.0.1:{port}", "records": records, "root": root, "outside": str(outside)}
+    yield {"url": f"http://127.0.0.1:{port}", "records": records, "root": root, "outside": str(outside),
+           "files": f"http://127.0.0.1:{files.server_address[1]}"}
     serve.shutdown()
     ray.shutdown()
+    files.shutdown()
 
 
 def chat(server, video=None, question="When does the red circle appear?", headers=AUTH, **extra):
@@ -123,7 +137,9 @@ def test_bad_tool_arguments_become_error_results_not_http_errors(server):
     ("absolute_outside", 403, "video_forbidden"),
     ("symlink_escape", 403, "video_forbidden"),
     ("not_found", 404, "video_not_found"),
-    ("url_disabled", 403, "video_forbidden"),
+    ("url_too_large", 413, "video_too_large"),
+    ("url_missing", 400, "video_fetch_failed"),
+    ("url_corrupt", 422, "invalid_video"),
     ("corrupt", 422, "invalid_video"),
     ("control_tokens", 400, "invalid_messages"),
     ("bad_temperature", 400, "invalid_value"),
@@ -135,7 +151,9 @@ def test_bad_requests_get_4xx(server, case, status, code):
              "absolute_outside": os.path.join(server["outside"], "escape_target.mp4"),
              "symlink_escape": os.path.join(root, "link_out.mp4"),
              "not_found": os.path.join(root, "nope.mp4"),
-             "url_disabled": "https://example.com/v.mp4",
+             "url_too_large": f"{server['files']}/big.mp4",
+             "url_missing": f"{server['files']}/nope.mp4",
+             "url_corrupt": f"{server['files']}/garbage.mp4",
              "corrupt": os.path.join(root, "corrupt.mp4"),
              "missing_video": None}.get(case, name)  # relative names resolve under the first root
     extra = {"unknown_model": {"model": "gpt-4"}, "bad_temperature": {"temperature": 7}}.get(case, {})
@@ -144,6 +162,18 @@ def test_bad_requests_get_4xx(server, case, status, code):
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == code and err["message"]
+
+
+def test_video_url_is_downloaded_bounded_and_removed(server):
+    """allow_urls on (off by default): the ingress downloads the mp4 from a real local HTTP server."""
+    r = chat(server, f"{server['files']}/escape_target.mp4", max_tokens=100)
+    assert r.status_code == 200, r.text
+    assert abs(r.json()["vital"]["duration_s"] - server["records"][0].duration) < 1.0
+    import glob
+    import tempfile
+
+    dirs = glob.glob(os.path.join(tempfile.gettempdir(), "vital_ray_serve_*"))
+    assert dirs and not any(os.listdir(d) for d in dirs)  # downloads are deleted after the request
 
 
 def test_malformed_json_oversized_body_and_auth(server):

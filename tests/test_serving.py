@@ -14,7 +14,7 @@ import pytest
 from vital_ray.config import ConfigError, RolloutConfig, ServeConfig, ServeJobConfig, ToolConfig, load_config
 from vital_ray.serving.errors import RequestError
 from vital_ray.serving.request import check_auth, parse_body, parse_chat_request
-from vital_ray.serving.videos import fetch_url, real_roots, resolve_local
+from vital_ray.serving.videos import fetch_url, real_roots, resolve_local, resolve_video
 
 
 def err(fn, *a, **k) -> RequestError:
@@ -94,6 +94,10 @@ def test_video_roots_traversal_and_symlinks(tmp_path):
     assert err(resolve_local, "sub", roots).status == 400  # a directory
     assert err(resolve_local, "a\x00b", roots).status == 400
     assert err(resolve_local, "v.mp4", []).status == 403  # no roots configured: local paths are off
+    assert resolve_video("sub/v.mp4", roots, allow_urls=False) == (good, False)
+    assert resolve_video("https://h/v.mp4", roots, allow_urls=True) == ("https://h/v.mp4", True)
+    e = err(resolve_video, "http://h/v.mp4", roots, allow_urls=False)  # URLs are off by default
+    assert (e.status, e.code) == (403, "video_forbidden")
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

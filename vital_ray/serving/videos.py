@@ -26,6 +26,16 @@ def is_url(ref: str) -> bool:
     return urllib.parse.urlsplit(ref).scheme.lower() in ("http", "https")
 
 
+def resolve_video(ref: str, roots: list[str], allow_urls: bool) -> tuple[str, bool]:
+    """-> (real local path, False) or (URL to download, True); refused references raise a RequestError."""
+    if is_url(ref):
+        if not allow_urls:
+            raise RequestError(403, "video URLs are disabled on this server (serve.allow_urls=false)",
+                               "video_forbidden", "video")
+        return ref, True
+    return resolve_local(ref, roots), False
+
+
 def resolve_local(ref: str, roots: list[str]) -> str:
     """A client path (absolute, relative to the first root, or file://) -> its real path under a root."""
     path = urllib.parse.unquote(urllib.parse.urlsplit(ref).path) if ref.startswith("file://") else ref
