@@ -232,10 +232,10 @@ def build_app(cfg: ServeJobConfig):
                             "upscale_delay_s": s.tool_upscale_delay_s, "downscale_delay_s": s.tool_downscale_delay_s,
                             "metrics_interval_s": 1.0, "look_back_period_s": 5.0},
     ).bind(cfg.tool, cfg.view)
-    threads = max(1, int(s.model_num_cpus))
-    model = ModelServer.options(num_replicas=s.model_replicas,
-                                ray_actor_options={"num_cpus": s.model_num_cpus, "num_gpus": s.model_num_gpus},
-                                ).bind(model_path, cfg.rollout, cfg.model, threads)
+    r = cfg.rollout
+    resources = {"num_cpus": r.num_cpus_per_worker, "num_gpus": r.num_gpus_per_worker}
+    model = ModelServer.options(num_replicas=r.num_workers, ray_actor_options=resources).bind(
+        model_path, r, cfg.model, max(1, int(r.num_cpus_per_worker)))
     return Ingress.bind(cfg, model_path, model, tool)
 
 

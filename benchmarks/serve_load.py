@@ -157,8 +157,10 @@ def main(argv=None) -> int:
     for i, c in enumerate(levels):
         t_a = time.monotonic() - watch.t0
         res = run_level(url, cfg.serve.model_name, videos, bad, c, args.requests_per_client, seed=i)
-        reps = watch.between(t_a, time.monotonic() - watch.t0) or [0]
+        t_b = time.monotonic() - watch.t0
+        reps = watch.between(t_a, t_b) or [0]
         res["tool_replicas"] = (min(reps), max(reps))
+        res["window_s"] = (t_a, t_b)
         results.append(res)
         lines.append(f"{c:>7} {res['requests']:>8} {res['rps']:>7.2f} {res['p50_s']:>7.2f} {res['p99_s']:>7.2f} "
                      f"{res['n5xx']:>4} {res['bad_not_4xx']:>8} {min(reps):>12}..{max(reps):<12} "
@@ -178,7 +180,12 @@ def main(argv=None) -> int:
                  f"{t_end:.0f}s, {final} after {t_idle - t_end:.0f}s idle (min_replicas {cfg.serve.tool_min_replicas},"
                  f" downscale_delay_s {cfg.serve.tool_downscale_delay_s})")
     timeline = " ".join(f"{t:.0f}s:{n}" for t, n in watch.samples[:: max(1, len(watch.samples) // 40)])
+    windows = ", ".join(f"{r['clients']} clients {r['window_s'][0]:.0f}-{r['window_s'][1]:.0f}s" for r in results)
+    lines.append(f"# load windows: {windows}")
     lines.append(f"# replica timeline (s since load start:replicas): {timeline}")
+    lines.append("# the tool deployment is loaded in bursts (each request's global view + clip, ~0.1-0.3 s each,"
+                 " while the CPU model turn takes seconds): it scales up on the burst when many requests start "
+                 "together and back down once the model, not the tool, is the bottleneck")
     lines.append(f"# total 5xx: {sum(r['n5xx'] for r in results)}")
     text = "\n".join(lines) + "\n"
     print(text)

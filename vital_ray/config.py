@@ -242,9 +242,8 @@ class ServeConfig:
     max_tokens: int = 2048  # generated + tool-turn tokens per request; a client's max_tokens can only lower it
     request_timeout_s: float = 120.0
     auth_token_env: str = "VITAL_RAY_SERVE_TOKEN"  # if this env var is set, requests need `Bearer <token>`
-    model_replicas: int = 1
-    model_num_cpus: float = 1.0
-    model_num_gpus: float = 0.0
+    # the model deployment: rollout.backend, one replica per rollout.num_workers with
+    # rollout.num_cpus_per_worker / num_gpus_per_worker (the same settings as the training rollout pool)
     tool_num_cpus: float = 0.25
     tool_min_replicas: int = 1
     tool_max_replicas: int = 4
@@ -332,7 +331,7 @@ def _validate(cfg: Any) -> None:
             raise ConfigError(f"recipe.only={recipe.only!r} is not one of the stages {names}")
     serve = getattr(cfg, "serve", None)
     if serve is not None:
-        for key in ("max_request_bytes", "max_tokens", "max_url_bytes", "model_replicas", "tool_min_replicas"):
+        for key in ("max_request_bytes", "max_tokens", "max_url_bytes", "tool_min_replicas"):
             if getattr(serve, key) < 1:
                 raise ConfigError(f"serve.{key} must be >= 1, got {getattr(serve, key)}")
         if serve.max_turns < 0:
