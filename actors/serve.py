@@ -187,6 +187,7 @@ class Ingress:
             return f"data: {json.dumps(obj)}\n\n"
 
         yield sse(rs.chunk_body(rid, name, {"role": "assistant", "content": ""}))
+        task = None
         try:
             async with video:
                 task = asyncio.ensure_future(self._run(req, path, events.put_nowait))
@@ -205,6 +206,9 @@ class Ingress:
         except Exception as e:  # noqa: BLE001 - the stream must end cleanly
             log.exception("stream %s failed", rid)
             yield sse(error_body(f"internal error: {type(e).__name__}", "server_error", "internal_error"))
+        finally:  # the client went away mid-stream: stop the loop instead of finishing it for nobody
+            if task is not None and not task.done():
+                task.cancel()
         yield "data: [DONE]\n\n"
 
     def __del__(self):

@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         f.write(os.urandom(4096))
     videos = [(r.video, r.duration) for r in records]
     bad = {"outside": "/etc/passwd", "model": {"model": "nope"}, "corrupt": corrupt}
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

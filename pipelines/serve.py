@@ -49,7 +49,8 @@ def start(cfg: ServeJobConfig, blocking: bool = True):
         if cfg.ray.address:
             ray.init(address=cfg.ray.address, include_dashboard=cfg.ray.include_dashboard)
         else:
-            ray.init(num_cpus=cfg.ray.num_cpus or None, include_dashboard=cfg.ray.include_dashboard,
+            # "local": a new cluster even if `ray start` left one on this machine (join it with ray.address)
+            ray.init(address="local", num_cpus=cfg.ray.num_cpus or None, include_dashboard=cfg.ray.include_dashboard,
                      runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}})
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     return serve.run(build_app(cfg), name="vital_ray", route_prefix="/", blocking=blocking)

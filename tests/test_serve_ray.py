@@ -48,7 +48,7 @@ def server(tiny_model_path, synthetic, tmp_path_factory):
     handler.log_message = lambda *a: None
     files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # real HTTP video source
     threading.Thread(target=files.serve_forever, daemon=True).start()
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,  # never a neighbour's
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
                                        TOKEN_ENV: TOKEN}})
     port = _free_port()
@@ -238,6 +238,12 @@ def test_openai_client(server):
                                                {"type": "text", "text": "Which shape appears first?"}]}])
     assert out.choices[0].message.role == "assistant" and isinstance(out.choices[0].message.content, str)
     assert out.usage.prompt_tokens > 0 and out.vital["turns"] >= 1  # the extension field survives the client
+    chunks = list(client.chat.completions.create(
+        model=MODEL, max_tokens=100, seed=5, stream=True,
+        messages=[{"role": "user", "content": [{"type": "video_url", "video_url": {"url": rec.video}},
+                                               {"type": "text", "text": "Which shape?"}]}]))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length") and chunks[-1].vital["turns"] >= 1
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.BadRequestError, match="no video"):
