@@ -30,7 +30,7 @@ from vital_ray.serving import request as rq
 from vital_ray.serving import response as rs
 from vital_ray.serving.errors import RequestError, error_body
 from vital_ray.serving.loop import loop_config, run_request
-from vital_ray.serving.videos import fetch_url, real_roots, resolve_video
+from vital_ray.serving.videos import check_sources, fetch_url, real_roots, resolve_video
 
 log = logging.getLogger("ray.serve")
 
@@ -227,6 +227,7 @@ def build_app(cfg: ServeJobConfig):
     from vital_ray.models import ensure_model_folder
 
     s = cfg.serve
+    check_sources(s.allowed_roots, s.allow_urls)
     model_path = ensure_model_folder(cfg.model)
     tool = ToolServer.options(
         ray_actor_options={"num_cpus": s.tool_num_cpus},

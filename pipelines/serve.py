@@ -19,6 +19,7 @@ import time
 from omegaconf import OmegaConf
 
 from vital_ray.config import ConfigError, ServeJobConfig, load_config
+from vital_ray.serving.videos import check_sources
 
 
 def load_serve_config(path: str = "", overrides=()) -> ServeJobConfig:
@@ -70,6 +71,7 @@ def main(argv=None) -> int:
     extra += [f"serve.port={args.port}"] if args.port else []
     try:
         cfg = load_serve_config(args.config, list(args.overrides) + extra)
+        check_sources(cfg.serve.allowed_roots, cfg.serve.allow_urls)
         if cfg.model.path:
             from vital_ray.models import ensure_model_folder
 

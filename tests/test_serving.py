@@ -166,7 +166,11 @@ def test_cli_serve_rejects_bad_config(capsys):
 
     assert main(["serve", "serve.max_turns=-2"]) == 2
     assert "serve.max_turns" in capsys.readouterr().err
-    assert main(["serve", "--model", "/nonexistent/folder"]) == 2
+    assert main(["serve", "--model", "/nonexistent/folder", "serve.allow_urls=true"]) == 2
+    assert main(["serve"]) == 2  # no allowed roots and no URLs: nothing could be served
+    assert "allowed_roots is empty" in capsys.readouterr().err
+    assert main(["serve", "serve.allowed_roots=[/nonexistent/videos]"]) == 2
+    assert "not a directory" in capsys.readouterr().err
 
 
 def test_served_loop_with_prefilled_tool_call(tiny_model_path, synthetic):

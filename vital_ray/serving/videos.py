@@ -22,6 +22,18 @@ def real_roots(allowed_roots: list[str]) -> list[str]:
     return [os.path.realpath(os.path.expanduser(r)) for r in allowed_roots]
 
 
+def check_sources(allowed_roots: list[str], allow_urls: bool) -> None:
+    """Start-up check: every root is a directory, and some video source is enabled."""
+    from vital_ray.config import ConfigError
+
+    if not allowed_roots and not allow_urls:
+        raise ConfigError("serve.allowed_roots is empty and serve.allow_urls is false: no video could be served "
+                          "(e.g. serve.allowed_roots=[/data/videos])")
+    missing = [r for r, real in zip(allowed_roots, real_roots(allowed_roots)) if not os.path.isdir(real)]
+    if missing:
+        raise ConfigError(f"serve.allowed_roots: not a directory: {missing}")
+
+
 def is_url(ref: str) -> bool:
     return urllib.parse.urlsplit(ref).scheme.lower() in ("http", "https")
 
