@@ -28,6 +28,18 @@ def make_engine(model_path: str, rollout: RolloutConfig, model: ModelConfig):
     return HFEngine(model_path, model.dtype, device)
 
 
+def to_gen_requests(requests: list[dict]) -> list[GenRequest]:
+    """Scheduler requests {key, token_ids, videos: [(frames, second_per_grid)], max_new_tokens} -> GenRequests.
+    Frames are ObjectRefs (training: zero-copy reads from the object store) or uint8 arrays (serving)."""
+    frames = [v[0] for r in requests for v in r["videos"]]
+    pos = [i for i, f in enumerate(frames) if isinstance(f, ray.ObjectRef)]
+    for i, arr in zip(pos, ray.get([frames[i] for i in pos]) if pos else ()):
+        frames[i] = arr
+    it = iter(frames)
+    return [GenRequest(r["key"], r["token_ids"], [VideoInput(next(it), spg) for _, spg in r["videos"]],
+                       r["max_new_tokens"]) for r in requests]
+
+
 @ray.remote(max_restarts=-1)
 class RolloutWorker:
     def __init__(self, model_path: str, rollout: RolloutConfig, model: ModelConfig, threads: int = 1):
@@ -39,12 +51,7 @@ class RolloutWorker:
         return self.version
 
     def generate(self, requests: list[dict], sampling: SamplingParams) -> list[GenResult]:
-        """requests: {key, token_ids, videos: [(frames_ref, second_per_grid)], max_new_tokens}."""
-        refs = [v[0] for r in requests for v in r["videos"]]
-        frames = iter(ray.get(refs)) if refs else iter(())  # zero-copy reads from the object store
-        reqs = [GenRequest(r["key"], r["token_ids"], [VideoInput(next(frames), spg) for _, spg in r["videos"]],
-                           r["max_new_tokens"]) for r in requests]
-        return self.engine.generate(reqs, sampling)
+        return self.engine.generate(to_gen_requests(requests), sampling)
 
     def weights_checksum(self) -> dict[str, float]:
         """Per-parameter sums: lets tests and operators confirm which weights a worker serves."""

@@ -31,6 +31,25 @@ def _split(result) -> tuple[dict, np.ndarray]:
     return meta, clip.frames
 
 
+def run_tool_call(name: str, arguments: dict, video: str, duration: float, cfg: ToolConfig):
+    """One clip-tool call -> (metadata, uint8 frames); shared by the training pool and the Serve deployment."""
+    from vital_ray.tools.clip_tool import execute_tool_call
+
+    return _split(execute_tool_call(name, arguments, video, duration, cfg))
+
+
+def run_global_view(video: str, duration: float, cfg: VideoViewConfig):
+    """The prompt's global view -> (metadata, uint8 frames); an unreadable video is an error result."""
+    from vital_ray.tools.clip_tool import ToolResult
+    from vital_ray.tools.video_io import VideoError, sample_global_view
+
+    try:
+        clip = sample_global_view(video, duration, cfg)
+        return _split(ToolResult(ok=True, clip=clip, error=None, text=""))
+    except VideoError as e:
+        return _split(ToolResult(ok=False, clip=None, error=str(e), text=f"Error: {e}"))
+
+
 @ray.remote(max_restarts=-1, max_task_retries=-1)
 class ToolWorker:
     def __init__(self, tool_cfg: ToolConfig, view_cfg: VideoViewConfig):
@@ -43,22 +62,13 @@ class ToolWorker:
 
     @ray.method(num_returns=2)
     def call(self, name: str, arguments: dict, video: str, duration: float):
-        from vital_ray.tools.clip_tool import execute_tool_call
-
         self.calls += 1
-        return _split(execute_tool_call(name, arguments, video, duration, self.tool_cfg))
+        return run_tool_call(name, arguments, video, duration, self.tool_cfg)
 
     @ray.method(num_returns=2)
     def global_view(self, video: str, duration: float):
-        from vital_ray.tools.clip_tool import ToolResult
-        from vital_ray.tools.video_io import VideoError, sample_global_view
-
         self.calls += 1
-        try:
-            clip = sample_global_view(video, duration, self.view_cfg)
-            return _split(ToolResult(ok=True, clip=clip, error=None, text=""))
-        except VideoError as e:
-            return _split(ToolResult(ok=False, clip=None, error=str(e), text=f"Error: {e}"))
+        return run_global_view(video, duration, self.view_cfg)
 
 
 class ToolPool:

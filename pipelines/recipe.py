@@ -65,8 +65,19 @@ def run(cfg: DGRPOJobConfig, path: str | None, overrides: list[str]) -> str:
         model = (sft.train if stage.kind == "sft" else dgrpo.train)(scfg, init_model=model)
         with open(os.path.join(stage_dir, DONE), "w") as f:
             json.dump({"final": model, "stage": stage.name, "kind": stage.kind}, f)
-    print(f"recipe finished: {model}", flush=True)
+    if not cfg.recipe.only:
+        link_final(root, model)
+    print(f"recipe finished: {model} (also {os.path.join(root, 'final')})", flush=True)
     return model
+
+
+def link_final(root: str, model: str) -> None:
+    """`<output_dir>/final` -> the last stage's final checkpoint: a stable path for eval and serve."""
+    link, tmp = os.path.join(root, "final"), os.path.join(root, ".final.tmp")
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    os.symlink(os.path.relpath(model, root), tmp)
+    os.replace(tmp, link)  # atomic: a reader sees the old or the new target
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 
 import ray
 
@@ -14,9 +13,8 @@ from actors.rollout import RolloutPool
 from actors.tools import ToolPool
 from vital_ray.config import DGRPOJobConfig, expand
 from vital_ray.rollout.engine import SamplingParams
-from vital_ray.rollout.scheduler import RolloutScheduler, RolloutStats
-from vital_ray.rollout.trajectory import (TokenCodec, Trajectory, VideoRef, append_generation, append_tool_turn,
-                                          new_trajectory)
+from vital_ray.rollout.scheduler import RolloutScheduler, RolloutStats, start_group
+from vital_ray.rollout.trajectory import TokenCodec, Trajectory, VideoRef, append_generation, append_tool_turn
 
 log = logging.getLogger("vital_ray")
 
@@ -77,14 +75,11 @@ class ToolSession:
         return self._schema() if self.cfg.rollout.max_turns > 0 else None
 
     async def _start_group(self, record, group_size: int, tools: bool | None = None) -> list[Trajectory]:
-        meta, frames = await self.tools.global_view(record.video, record.duration)
-        if not meta.get("ok"):
-            log.warning("skipping %s: %s", record.id, meta.get("error"))
-            return []
-        view = VideoRef(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
-        uid = uuid.uuid4().hex[:12]
         schemas = self.tool_schemas if tools is None else (self._schema() if tools else None)
-        return [new_trajectory(self.codec, record, view, uid, i, schemas) for i in range(group_size)]
+        group, error = await start_group(self.codec, self.tools.global_view, record, group_size, schemas)
+        if error:
+            log.warning("skipping %s: %s", record.id, error)
+        return group
 
     async def _cot_sample(self, record):
         from vital_ray import prompts
@@ -111,7 +106,7 @@ class ToolSession:
         meta, frames = await self.tools.call("get_video_clip_frame", args, record.video, record.duration)
         if not meta.get("ok"):
             return None
-        clip = VideoRef(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
+        clip = VideoRef.from_meta(meta, frames)
         ids1 = self.codec.encode(trace.turn1)
         append_generation(t, ids1, [0.0] * len(ids1), trace.turn1)
         append_tool_turn(t, self.codec.encode_tool_turn(meta["text"], clip), clip)

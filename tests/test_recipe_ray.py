@@ -90,6 +90,7 @@ def test_recipe_resumes_at_stage_boundary_and_dgrpo_resume_repushes_weights(ray_
     cfg = load_config(DGRPOJobConfig, TINY, over)
     final = recipe.run(cfg, TINY, over)  # sft_cot is skipped, dgrpo_single starts from its checkpoint
     state = checkpoint.read_state(final)
+    assert os.path.realpath(os.path.join(root, "final")) == os.path.realpath(final)
     assert state["kind"] == "dgrpo" and state["step"] == 2 and state["init_model"] == sft_final
     rows = _rows(os.path.join(root, "dgrpo_single", "metrics.jsonl"))
     assert [r["iteration"] for r in rows] == [1, 2]

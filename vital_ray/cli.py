@@ -4,13 +4,15 @@
     vital-ray dgrpo --config configs/demo.yaml rollout.group_size=8 [--resume]
     vital-ray sft --config configs/demo.yaml sft.steps=100 [--resume]
     vital-ray eval --benchmark charades --data-root /data/charades --model /models/ckpt [--no-tools] [--resume]
+    vital-ray serve --model outputs/demo/final serve.allowed_roots=[/data/videos]   # OpenAI-compatible HTTP
 """
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe", "eval": "pipelines.eval"}
+COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe",
+            "eval": "pipelines.eval", "serve": "pipelines.serve"}
 
 
 def main(argv=None) -> int:

@@ -239,6 +239,46 @@ class EvalConfig:
 
 
 @dataclass
+class ServeConfig:
+    """The HTTP endpoint (`vital-ray serve`): where it listens, what input it accepts, its budgets."""
+
+    model_name: str = "vital-ray"  # the id clients pass as `model`
+    host: str = "127.0.0.1"  # loopback by default; set 0.0.0.0 deliberately to expose it
+    port: int = 8000
+    allowed_roots: list[str] = field(default_factory=list)  # videos must resolve (realpath) under one of these
+    allow_urls: bool = False  # fetch http(s) video URLs (bounded by the two limits below)
+    max_url_bytes: int = 64 * 2**20
+    url_timeout_s: float = 20.0
+    max_request_bytes: int = 64 * 1024  # JSON body; larger bodies get 413
+    # the loop's limits (they replace rollout.max_turns / rollout.max_total_tokens when serving; the per-turn cap
+    # and sampling defaults come from `rollout`)
+    max_turns: int = 2  # tool calls per request (the loop runs at most max_turns + 1 generations)
+    max_tokens: int = 2048  # generated + tool-turn tokens per request; a client's max_tokens can only lower it
+    request_timeout_s: float = 120.0
+    auth_token_env: str = "VITAL_RAY_SERVE_TOKEN"  # if this env var is set, requests need `Bearer <token>`
+    # the model deployment: rollout.backend, one replica per rollout.num_workers with
+    # rollout.num_cpus_per_worker / num_gpus_per_worker (the same settings as the training rollout pool)
+    tool_num_cpus: float = 0.25
+    tool_min_replicas: int = 1
+    tool_max_replicas: int = 4
+    tool_target_ongoing_requests: float = 2.0
+    tool_upscale_delay_s: float = 2.0
+    tool_downscale_delay_s: float = 10.0
+
+
+@dataclass
+class ServeJobConfig:
+    """Everything `vital-ray serve` / `serve run configs/serve.yaml` reads (the `args` of the Serve app)."""
+
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=0.7))
+    view: VideoViewConfig = field(default_factory=VideoViewConfig)
+    tool: ToolConfig = field(default_factory=ToolConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+@dataclass
 class DGRPOJobConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -307,13 +347,28 @@ def _validate(cfg: Any) -> None:
     ev = getattr(cfg, "eval", None)
     if ev is not None and (ev.limit < 0 or ev.batch_size < 1):
         raise ConfigError(f"eval: need limit >= 0 and batch_size >= 1, got {ev.limit} and {ev.batch_size}")
+    serve = getattr(cfg, "serve", None)
+    if serve is not None:
+        for key in ("max_request_bytes", "max_tokens", "max_url_bytes", "tool_min_replicas"):
+            if getattr(serve, key) < 1:
+                raise ConfigError(f"serve.{key} must be >= 1, got {getattr(serve, key)}")
+        if serve.max_turns < 0:
+            raise ConfigError(f"serve.max_turns must be >= 0, got {serve.max_turns}")
+        if serve.tool_max_replicas < serve.tool_min_replicas:
+            raise ConfigError("serve.tool_max_replicas must be >= serve.tool_min_replicas")
+        if not 0 < serve.port < 65536:
+            raise ConfigError(f"serve.port must be in 1..65535, got {serve.port}")
+        if not serve.model_name:
+            raise ConfigError("serve.model_name must not be empty")
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")
 
 
-def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> T:
-    """Build `schema` from defaults, then a YAML file, then `key.sub=value` overrides (in that order)."""
+def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, overrides: Sequence[str] = (),
+                data: dict | None = None) -> T:
+    """Build `schema` from defaults, then a YAML file, then a dict (`data`, e.g. a Serve app's `args`), then
+    `key.sub=value` overrides (in that order)."""
     try:
         base = OmegaConf.structured(schema)
         layers = [base]
@@ -321,6 +376,8 @@ def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, ove
             if not os.path.exists(yaml_path):
                 raise ConfigError(f"config file not found: {yaml_path}")
             layers.append(OmegaConf.load(yaml_path))
+        if data:
+            layers.append(OmegaConf.create(data))
         bad = [o for o in overrides if "=" not in o]
         if bad:
             raise ConfigError(f"overrides must look like key.sub=value, got {bad}")

@@ -8,7 +8,9 @@ Everything about *what* happens to a trajectory lives in `trajectory.py`/`parser
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -16,11 +18,27 @@ from typing import Awaitable, Callable
 from vital_ray.config import RolloutConfig
 from vital_ray.rollout.engine import GenResult, SamplingParams
 from vital_ray.rollout.trajectory import (TokenCodec, Trajectory, VideoRef, append_generation, append_tool_turn,
-                                          finish, remaining_budget)
+                                          finish, new_trajectory, remaining_budget)
 from vital_ray.tools.parser import parse_turn
 
 GenerateFn = Callable[[list[dict], SamplingParams], Awaitable[list[GenResult]]]
 ToolFn = Callable[[str, dict, str, float], Awaitable[tuple[dict, object]]]
+GlobalViewFn = Callable[[str, float], Awaitable[tuple[dict, object]]]
+
+
+async def start_group(codec: TokenCodec, global_view: GlobalViewFn, record, group_size: int,
+                      tool_schemas: list[dict] | None) -> tuple[list[Trajectory], str | None]:
+    """Trajectories for one prompt, sharing its global view: -> (group, None) or ([], why the video failed).
+    Used by training (tool pool) and serving (tool deployment). A record with duration <= 0 (a served request)
+    takes the duration the video decoder measured."""
+    meta, frames = await global_view(record.video, record.duration)
+    if not meta.get("ok"):
+        return [], meta.get("error") or "global view failed"
+    if not record.duration or record.duration <= 0:
+        record = dataclasses.replace(record, duration=float(meta["end"]))
+    view = VideoRef.from_meta(meta, frames)
+    uid = uuid.uuid4().hex[:12]
+    return [new_trajectory(codec, record, view, uid, i, tool_schemas) for i in range(group_size)], None
 
 
 @dataclass
@@ -128,11 +146,13 @@ class RolloutScheduler:
         latency = time.perf_counter() - t0
         t.tool_seconds += latency
         clip = None
+        event = {"name": name, "arguments": arguments, "ok": bool(meta.get("ok")), "error": meta.get("error"),
+                 "latency_s": latency}
         if meta.get("ok") and frames_ref is not None:
-            clip = VideoRef(frames_ref, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
+            clip = VideoRef.from_meta(meta, frames_ref)
             t.tool_ok += 1
-        t.tool_events.append({"name": name, "arguments": arguments, "ok": bool(meta.get("ok")),
-                              "error": meta.get("error"), "latency_s": latency})
+            event.update(start=clip.start, end=clip.end, frames=clip.shape[0])
+        t.tool_events.append(event)
         self._inject(t, meta["text"], clip)
         return t, latency
 

@@ -23,6 +23,11 @@ class VideoRef:
     start: float
     end: float
 
+    @classmethod
+    def from_meta(cls, meta: dict, frames) -> "VideoRef":
+        """From a tool result's metadata (shape, fps, start, end) and its frames (or their ref)."""
+        return cls(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
+
     @property
     def grid(self) -> list[int]:
         t, h, w, _ = self.shape
