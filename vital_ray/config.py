@@ -137,6 +137,9 @@ class ToolPoolConfig:
     max_concurrency: int = 4  # concurrent calls per actor
     scale_up_queue: int = 4  # queued calls per worker before growing
     idle_s_before_shrink: float = 10.0
+    tool_node_label: str = "tool"  # prefer nodes labelled vital-ray/node-kind=<this> (see cluster/); "" = anywhere
+    request_resources: bool = True  # ask the autoscaler for one CPU bundle per wanted worker
+    autoscale_interval_s: float = 1.0  # how often an idle pool checks whether to shrink
 
 
 @dataclass
@@ -289,6 +292,11 @@ def _validate(cfg: Any) -> None:
             raise ConfigError(f"recipe.stages: duplicate stage names {names}")
         if recipe.only and recipe.only not in names:
             raise ConfigError(f"recipe.only={recipe.only!r} is not one of the stages {names}")
+    pool = getattr(cfg, "tool_pool", None)
+    if pool is not None and not (1 <= pool.min_workers <= pool.max_workers and pool.scale_up_queue >= 1
+                                 and pool.max_concurrency >= 1 and pool.autoscale_interval_s > 0):
+        raise ConfigError(f"tool_pool: need 1 <= min_workers ({pool.min_workers}) <= max_workers "
+                          f"({pool.max_workers}), scale_up_queue >= 1, max_concurrency >= 1, autoscale_interval_s > 0")
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")

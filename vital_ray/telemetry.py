@@ -18,7 +18,9 @@ class Telemetry:
         self.phase = Gauge("vital_ray_phase", "1 for the phase the driver is in", tag_keys=("job", "phase"))
         self.tool_latency = Histogram("vital_ray_tool_latency_s", "clip tool call latency",
                                       boundaries=_LATENCY_BUCKETS, tag_keys=tags)
-        self.tool_queue = Gauge("vital_ray_tool_queue_depth", "tool calls in flight", tag_keys=tags)
+        self.tool_queue = Gauge("vital_ray_tool_queue_depth", "tool calls running or waiting in the pool",
+                                tag_keys=tags)
+        self.tool_workers = Gauge("vital_ray_tool_workers", "tool pool size (autoscaled)", tag_keys=tags)
         self.frames = Counter("vital_ray_frames_decoded_total", "frames returned by the clip tool", tag_keys=tags)
         self.gauges = {k: Gauge(f"vital_ray_{k}", d, tag_keys=tags) for k, d in {
             "rollout_tokens_per_s": "generated tokens per second in the rollout phase",
@@ -28,7 +30,7 @@ class Telemetry:
             "iteration": "last finished iteration",
         }.items()}
         self.job = job
-        for g in (self.tool_queue, *self.gauges.values()):
+        for g in (self.tool_queue, self.tool_workers, *self.gauges.values()):
             g.set_default_tags({"job": job})
         for m in (self.tool_latency, self.frames):
             m.set_default_tags({"job": job})
@@ -42,6 +44,10 @@ class Telemetry:
         if frames:
             self.frames.inc(frames)
         self.tool_queue.set(queued)
+
+    def tool_pool(self, queued: int, workers: int) -> None:
+        self.tool_queue.set(queued)
+        self.tool_workers.set(workers)
 
     def iteration(self, step: int, m: dict) -> None:
         keys = {"rollout_tokens_per_s": "rollout/tokens_per_s", "reward_mean": "reward/mean",
