@@ -3,13 +3,15 @@
     vital-ray recipe --config configs/demo.yaml          # SFT (Ray Train) then DGRPO, resumable
     vital-ray dgrpo --config configs/demo.yaml rollout.group_size=8 [--resume]
     vital-ray sft --config configs/demo.yaml sft.steps=100 [--resume]
+    vital-ray submit --address http://127.0.0.1:8265 --follow -- dgrpo --config configs/demo.yaml   # a Ray job
 """
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe"}
+COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe",
+            "submit": "cluster.submit"}
 
 
 def main(argv=None) -> int:

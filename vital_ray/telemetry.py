@@ -6,7 +6,7 @@ with what the job was doing (`ray_vital_ray_phase{phase="rollout"} == 1`).
 
 from __future__ import annotations
 
-PHASES = ("rollout", "reward", "advantage", "train", "sync", "checkpoint", "sft")
+PHASES = ("rollout", "tools", "reward", "advantage", "train", "sync", "checkpoint", "sft")
 _LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
 
 
