@@ -32,13 +32,17 @@ def build_samples(cfg: DGRPOJobConfig, model_path: str, records: list) -> tuple[
     """Teacher trajectories (clip frames fetched by the tool pool) -> (train samples holding frame refs, their
     ids). Records with no usable target (e.g. no span for a tool trace) or no readable video are dropped."""
     from pipelines.session import ToolSession
+    from vital_ray.telemetry import Telemetry
 
     session = ToolSession(cfg, model_path)
+    session.tools.telemetry = telemetry = Telemetry("sft")
+    telemetry.set_phase("tools")  # the dashboard's phase gauge: clip decoding for the teacher traces
     try:
         trajs = session.teacher_trajectories(records * cfg.sft.traces_per_record, seed=cfg.trainer.seed,
                                              tools=cfg.sft.tools)
     finally:
         session.shutdown()  # the frames stay in the object store: this driver owns them
+        telemetry.set_phase("sft")
     if not trajs:
         raise ValueError("no SFT targets could be built from the records (no spans/answers, or no readable video)")
     return [sample_from_trajectory(t) for t in trajs], [t.sample_id for t in trajs]

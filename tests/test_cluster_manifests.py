@@ -103,3 +103,20 @@ def test_runtime_env_keeps_the_working_dir_small(tmp_path):
 def test_no_tabs_and_parses(rel):
     text = (ROOT / rel).read_text()
     assert "\t" not in text and yaml.safe_load(text)
+
+
+def test_grafana_dashboard_covers_exactly_the_exported_metrics():
+    import json
+    import re
+
+    from vital_ray.telemetry import PHASES, Telemetry
+
+    dash = json.loads((ROOT / "cluster/grafana_dashboard.json").read_text())
+    assert dash["title"] and dash["uid"] and dash["schemaVersion"] >= 30
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"ray_vital_ray_\w+", e)}
+    exported = {f"ray_{m._name}" for m in Telemetry("grafana-test").metrics()}  # Ray prefixes `ray_`
+    assert used == exported, (used ^ exported)
+    assert {"rollout", "tools", "reward", "train", "sync"} <= set(PHASES)

@@ -35,6 +35,10 @@ class Telemetry:
         for m in (self.tool_latency, self.frames):
             m.set_default_tags({"job": job})
 
+    def metrics(self) -> list:
+        """Every metric this exports (cluster/grafana_dashboard.json has a panel for each; a test checks)."""
+        return [self.phase, self.tool_latency, self.tool_queue, self.tool_workers, self.frames, *self.gauges.values()]
+
     def set_phase(self, phase: str) -> None:
         for p in PHASES:
             self.phase.set(1.0 if p == phase else 0.0, tags={"job": self.job, "phase": p})
