@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 
 import numpy as np
 import ray
@@ -84,8 +85,11 @@ class ToolPool:
         self.draining: list = []  # no new calls; killed once idle
         self.inflight: dict[int, int] = {}
         self.waiting = 0  # calls queued in the pool for a free slot
-        self.latencies: list[float] = []
-        self.history: list[tuple[float, int, int]] = []  # (time, workers incl. starting, outstanding calls)
+        self.latencies: list[float] = []  # since the last stats()
+        self.frames = 0  # frames returned since the last stats()
+        self._stats_t = time.time()
+        # (time, workers incl. starting, outstanding calls) at each change; bounded for long runs
+        self.history: deque[tuple[float, int, int]] = deque(maxlen=100_000)
         self.telemetry = None  # optional vital_ray.telemetry.Telemetry
         self._lock = threading.RLock()
         self._waiters: list = []  # (loop, future) of calls waiting for a slot
@@ -240,9 +244,10 @@ class ToolPool:
                 meta = await asyncio.wait_for(asyncio.wrap_future(meta_ref.future()), self.tool_cfg.timeout_s)
                 self.latencies.append(time.perf_counter() - t0)
                 meta["latency_s"] = time.perf_counter() - t0
+                frames = int((meta.get("shape") or (0,))[0])
+                self.frames += frames
                 if self.telemetry is not None:
-                    shape = meta.get("shape") or (0,)
-                    self.telemetry.tool_call(meta["latency_s"], int(shape[0]), self.queued)
+                    self.telemetry.tool_call(meta["latency_s"], frames, self.queued)
                 meta["attempts"] = attempt + 1
                 return meta, frames_ref
             except asyncio.TimeoutError:
@@ -262,8 +267,14 @@ class ToolPool:
         return await self._run("global_view", video, duration)
 
     def stats(self) -> dict:
-        lat = self.latencies
-        return {"tool/workers": self.size, "tool/calls": len(lat),
+        """Since the previous call (one iteration): calls, frames, latency, pool size and queue peaks; the same
+        quantities the dashboard gauges show, for metrics.jsonl / wandb."""
+        lat, self.latencies = self.latencies, []
+        frames, self.frames = self.frames, 0
+        hist = [h for h in self.history if h[0] >= self._stats_t] or [(0.0, self.size, self.queued)]
+        self._stats_t = time.time()
+        return {"tool/workers": self.size, "tool/peak_workers": max(h[1] for h in hist),
+                "tool/peak_queue": max(h[2] for h in hist), "tool/calls": len(lat), "tool/frames": frames,
                 "tool/latency_p50_s": float(np.median(lat)) if lat else 0.0}
 
     def shutdown(self):

@@ -120,7 +120,11 @@ def test_pool_grows_under_a_burst_and_shrinks_when_idle(ray_two_cpus, synthetic)
         assert all(m["ok"] for m in metas), [m.get("error") for m in metas if not m["ok"]]
         assert peak["size"] == 3 and max(s for _, s, _ in pool.history) == 3  # grew, capped at max_workers
         assert peak["request"] == 3
-        assert wait_until(lambda: pool.size == 1, 15), pool.history[-5:]  # idle -> back to min_workers
+        st = pool.stats()  # what metrics.jsonl / wandb get per iteration
+        assert st["tool/calls"] == 24 and st["tool/frames"] == sum(m["shape"][0] for m in metas)
+        assert st["tool/peak_workers"] == 3 and st["tool/peak_queue"] >= 20
+        assert pool.stats()["tool/calls"] == 0  # a window, not a running total
+        assert wait_until(lambda: pool.size == 1, 15), list(pool.history)[-5:]  # idle -> back to min_workers
         assert autoscaler_request() == [{"CPU": 0.5}]
         for w in seen.values():  # the removed workers' actors are gone, the kept one answers
             if w in pool.workers:
