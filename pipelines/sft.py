@@ -79,10 +79,17 @@ def train_loop(config: dict) -> None:
     logger = MetricsLogger(out_dir, cfg.trainer.wandb_project, resume_step=state["step"] if start else None) \
         if rank == 0 else None
     steps = config["steps"]
+    bar = None
+    if logger and cfg.trainer.progress:  # tqdm_ray: a worker's bar is drawn by the driver, not interleaved logs
+        from ray.experimental import tqdm_ray
+
+        bar = tqdm_ray.tqdm(total=steps - state["step"], desc="SFT")
     for step in range(state["step"] + 1, steps + 1):
         epoch = order.state.epoch
         idx = order.next(cfg.sft.batch_size)
         m = fsdp.mean_over_ranks(learner.sft_update(shard_balanced([samples[i] for i in idx], world)[rank]))
+        if bar is not None:
+            bar.update(1)
         if logger:
             logger.log(step, m | {"epoch": epoch})
             logger.row("data_order.jsonl", step, {"epoch": epoch, "indices": idx})
@@ -95,6 +102,8 @@ def train_loop(config: dict) -> None:
             checkpoint.prune(out_dir, cfg.trainer.keep_checkpoints)
             ray.train.report(m | {"step": step}, checkpoint=ray.train.Checkpoint(path) if rank == 0 else None,
                              checkpoint_upload_mode=ray.train.CheckpointUploadMode.NO_UPLOAD)
+    if bar is not None:
+        bar.close()
     if logger:
         logger.close()
 
