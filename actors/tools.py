@@ -117,16 +117,17 @@ class ToolPool:
 
     def _promote(self, block: bool = False) -> None:
         """Move workers whose actor is up from `starting` to `workers`."""
-        if not self.starting:
-            return
-        refs = list(self.starting)
-        if block:
-            wait_placed(refs, "tool workers")
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        if ready:
-            with self._lock:
-                self.workers += [self.starting.pop(r) for r in ready]
-            self._wake(len(ready) * self.pool_cfg.max_concurrency)
+        if block and self.starting:
+            wait_placed(list(self.starting), "tool workers")
+        with self._lock:  # the event loop and the background tick both promote
+            if not self.starting:
+                return
+            refs = list(self.starting)
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            moved = [self.starting.pop(r) for r in ready]
+            self.workers += moved
+        if moved:
+            self._wake(len(moved) * self.pool_cfg.max_concurrency)
 
     @property
     def size(self) -> int:
@@ -154,14 +155,12 @@ class ToolPool:
                     self.workers.remove(w)
                     self.draining.append(w)
                 self._over_since = None
-            done = [w for w in self.draining if self.inflight[id(w)] == 0]
-            for w in done:
+            for w in [w for w in self.draining if self.inflight[id(w)] == 0]:  # drained: nothing in flight
                 self.draining.remove(w)
                 del self.inflight[id(w)]
+                ray.kill(w)
         for _ in range(max(grow, 0)):
             self.add_worker()
-        for w in done:
-            ray.kill(w)
         if not self.history or self.history[-1][1:] != (self.size, self.queued):
             self.history.append((time.time(), self.size, self.queued))
         self._request(self.size)
@@ -201,21 +200,24 @@ class ToolPool:
             return w
         loop = asyncio.get_running_loop()
         self.waiting += 1
+        self.autoscale()  # a queued call may be what makes the pool grow
         try:
             while True:
-                self.autoscale()
-                fut = loop.create_future()
+                waiter = (loop, loop.create_future())
                 with self._lock:
-                    self._waiters.append((loop, fut))
-                w = self._take_slot()  # a slot may have freed between the first try and registering
-                if w is not None:
-                    return w
-                try:  # the timeout also lets a starting worker be promoted when no call finishes meanwhile
-                    await asyncio.wait_for(fut, self.pool_cfg.autoscale_interval_s)
+                    self._waiters.append(waiter)
+                try:
+                    w = self._take_slot()  # a slot may have freed between the last try and registering
+                    if w is not None:
+                        return w
+                    # woken by a finished call or a promoted worker; the timeout is a safety net
+                    await asyncio.wait_for(waiter[1], self.pool_cfg.autoscale_interval_s)
                 except asyncio.TimeoutError:
+                    pass
+                finally:
                     with self._lock:
-                        if (loop, fut) in self._waiters:
-                            self._waiters.remove((loop, fut))
+                        if waiter in self._waiters:
+                            self._waiters.remove(waiter)
                 w = self._take_slot()
                 if w is not None:
                     return w
@@ -231,7 +233,10 @@ class ToolPool:
         with self._lock:
             woken, self._waiters = self._waiters[:n], self._waiters[n:]
         for loop, fut in woken:
-            loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+            try:
+                loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+            except RuntimeError:  # that call's event loop has ended
+                pass
 
     async def _run(self, method: str, *args) -> tuple[dict, ray.ObjectRef]:
         last_error = ""

@@ -1,6 +1,6 @@
 """Tool-pool autoscaling on a local Ray cluster (not a test; prints a timeline, medians and ratios).
 
-    .venv/bin/python benchmarks/tool_pool_scaling.py [--calls 48] [--max-workers 3] [--repeats 3] [--num-cpus 4]
+    .venv/bin/python benchmarks/tool_pool_scaling.py [--calls 96] [--max-workers 3] [--repeats 3] [--num-cpus 4]
 
 A burst of real clip-tool calls (decord on a synthetic 320x240 H.264 video, 16-frame clips) goes through three
 pools side by side: fixed at min_workers (1), autoscaling 1..max, and fixed at max (the ceiling). For each we
@@ -68,7 +68,7 @@ def timeline(history, t0: float, step: float = 0.5) -> list[tuple[float, int, in
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=48)
+    ap.add_argument("--calls", type=int, default=96)
     ap.add_argument("--max-workers", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--num-cpus", type=int, default=4, help="logical CPUs of the local cluster")
@@ -81,7 +81,7 @@ def main() -> None:
     records, _ = generate_dataset(os.path.expanduser("~/.cache/vital_ray/bench_pool"), num_videos=1,
                                   duration_s=120.0, tasks=("tg",), records_per_video=1, seed=7)
     video, duration = records[0].video, records[0].duration
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     base = dict(num_cpus_per_worker=1.0, max_concurrency=1, scale_up_queue=2, autoscale_interval_s=0.25,
                 request_resources=True)

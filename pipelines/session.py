@@ -30,7 +30,8 @@ def init_ray(cfg: DGRPOJobConfig) -> None:
     else:
         env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"},
                "worker_process_setup_hook": _quiet_worker_logs()}
-        ray.init(num_cpus=cfg.ray.num_cpus or None, runtime_env=env, **kwargs)
+        # "local": a new cluster even when `ray start` runs on this machine (bare ray.init() would join that)
+        ray.init(address="local", num_cpus=cfg.ray.num_cpus or None, runtime_env=env, **kwargs)
 
 
 def _quiet_worker_logs():

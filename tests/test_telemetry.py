@@ -14,7 +14,7 @@ pytestmark = pytest.mark.ray
 
 def test_metrics_appear_on_the_export_port():
     port = free_port_outside_ray_range()
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _metrics_export_port=port)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, _metrics_export_port=port)
     try:
         t = Telemetry("test")
         t.set_phase("rollout")
