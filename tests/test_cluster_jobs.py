@@ -101,6 +101,12 @@ def test_runtime_env_and_entrypoint(tmp_path):
         load_runtime_env(str(tmp_path / "missing.yaml"))
 
 
+def test_unreachable_cluster_is_a_clear_error(capsys):
+    port = free_ports(1)[0]  # nothing listens there
+    assert submit_main(["--address", f"http://127.0.0.1:{port}", "--", "true"]) == 2
+    assert "error: Failed to connect" in capsys.readouterr().err
+
+
 def scrape(port: int) -> str:
     try:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()

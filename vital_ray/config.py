@@ -294,9 +294,11 @@ def _validate(cfg: Any) -> None:
             raise ConfigError(f"recipe.only={recipe.only!r} is not one of the stages {names}")
     pool = getattr(cfg, "tool_pool", None)
     if pool is not None and not (1 <= pool.min_workers <= pool.max_workers and pool.scale_up_queue >= 1
-                                 and pool.max_concurrency >= 1 and pool.autoscale_interval_s > 0):
+                                 and pool.max_concurrency >= 1 and pool.autoscale_interval_s > 0
+                                 and pool.idle_s_before_shrink >= 0 and pool.num_cpus_per_worker >= 0):
         raise ConfigError(f"tool_pool: need 1 <= min_workers ({pool.min_workers}) <= max_workers "
-                          f"({pool.max_workers}), scale_up_queue >= 1, max_concurrency >= 1, autoscale_interval_s > 0")
+                          f"({pool.max_workers}), scale_up_queue >= 1, max_concurrency >= 1, autoscale_interval_s > 0, "
+                          "idle_s_before_shrink >= 0, num_cpus_per_worker >= 0")
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")
