@@ -75,11 +75,13 @@ def head():
                 time.sleep(2)
         yield url, metrics, temp_dir
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)  # ray start, GCS, raylet, dashboard, ... : one process group
+        time.sleep(3)  # a short grace: nothing of this throwaway cluster needs to outlive it
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
         for pid in pids_of(temp_dir):  # anything that left the group (job drivers, workers) but is ours
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -119,7 +121,7 @@ def test_submitted_check_job_runs_logs_and_metrics(head, capsys):
     its metrics (gauges included: they live while the driver does) are on the head's metrics export port."""
     url, metrics_port, _ = head
     rc = submit_main(["--address", url, "--working-dir", ROOT, "--",
-                      "python", "-m", "cluster.check", "--calls", "8", "--linger-s", "20"])
+                      "python", "-m", "cluster.check", "--calls", "8", "--linger-s", "10"])
     out = capsys.readouterr().out
     assert rc == 0 and out.startswith("submitted raysubmit_"), out
     job_id = out.split()[1].rstrip(":")
