@@ -4,6 +4,7 @@ The head runs on free ports in its own temp dir and process group; teardown kill
 `ray stop`, which would stop every Ray cluster on the machine, other users' included).
 """
 
+import json
 import os
 import signal
 import socket
@@ -155,7 +156,6 @@ def test_failing_job_reports_failure(head, capsys):
     assert submit_main(["--address", url, "--wait", "--", "true"]) == 0
 
 
-@pytest.mark.slow
 def test_submitted_dgrpo_runs_to_the_end(head, tmp_path, capsys):
     """The real driver: one tiny DGRPO iteration as a job, checkpoint written, logs retrievable."""
     url, _, _ = head
@@ -168,4 +168,10 @@ def test_submitted_dgrpo_runs_to_the_end(head, tmp_path, capsys):
     rc = submit_main(["--address", url, "--working-dir", ROOT, "--follow", "--", "dgrpo", *overrides])
     out = capsys.readouterr().out
     assert rc == 0, out[-3000:]
-    assert "iter   1 |" in out and (out_dir / "metrics.jsonl").exists()
+    assert "iter   1 |" in out and list(out_dir.glob("checkpoints/step_*"))
+    job_id = out.split()[1].rstrip(":")
+    assert submit_main(["--address", url, "--logs", job_id]) == 0
+    logs = capsys.readouterr().out
+    assert "iter   1 |" in logs and "checkpoint:" in logs
+    row = json.loads((out_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["tool/calls"] > 0 and row["tool/peak_workers"] >= 1 and "reward/mean" in row and "time/sync" in row
