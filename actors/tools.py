@@ -159,11 +159,11 @@ class ToolPool:
                 self.draining.remove(w)
                 del self.inflight[id(w)]
                 ray.kill(w)
-        for _ in range(max(grow, 0)):
-            self.add_worker()
-        if not self.history or self.history[-1][1:] != (self.size, self.queued):
-            self.history.append((time.time(), self.size, self.queued))
-        self._request(self.size)
+            for _ in range(max(grow, 0)):  # under the lock: the tick and the event loop must not both grow
+                self.add_worker()
+            if not self.history or self.history[-1][1:] != (self.size, self.queued):
+                self.history.append((time.time(), self.size, self.queued))
+            self._request(self.size)  # in order with the size it reports
         if self.telemetry is not None:
             self.telemetry.tool_pool(self.queued, self.size)
 
