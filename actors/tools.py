@@ -8,14 +8,16 @@ Actors restart when they die and their in-flight calls are retried (the tool is 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import threading
 import time
+from collections import deque
 
 import numpy as np
 import ray
 
-from actors.common import limit_threads
+from actors.common import wait_placed
 from vital_ray.config import ToolConfig, ToolPoolConfig, VideoViewConfig
+from vital_ray.tools.scaling import needed_workers, placement_options, resource_request, shrink_due
 
 _EMPTY = np.zeros((0, 0, 0, 3), dtype=np.uint8)
 
@@ -53,12 +55,16 @@ def run_global_view(video: str, duration: float, cfg: VideoViewConfig):
 @ray.remote(max_restarts=-1, max_task_retries=-1)
 class ToolWorker:
     def __init__(self, tool_cfg: ToolConfig, view_cfg: VideoViewConfig):
-        limit_threads(1)
+        # no torch here (decord runs with one thread): a new worker is up in well under a second, which is what
+        # makes scaling up on a burst of tool calls pay off
         self.tool_cfg, self.view_cfg = tool_cfg, view_cfg
         self.calls = 0
 
     def ping(self) -> int:
         return self.calls
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
 
     @ray.method(num_returns=2)
     def call(self, name: str, arguments: dict, video: str, duration: float):
@@ -72,46 +78,191 @@ class ToolWorker:
 
 
 class ToolPool:
-    """Least-loaded dispatch over ToolWorker actors, with a timeout per call and a retry on another worker."""
+    """Dispatch over ToolWorker actors with a pool-side queue, a timeout per call, a retry on another worker, and
+    autoscaling between `min_workers` and `max_workers` (policy: `vital_ray.tools.scaling`).
+
+    A call takes a free slot (`max_concurrency` per worker) on the least-loaded ready worker, or waits in the pool's
+    queue, so the queue depth is visible and a new worker takes waiting calls as soon as it is up. Growing happens on
+    dispatch; shrinking on dispatch and on a background tick (a pool with nothing to do must still shrink). A worker
+    being removed first stops taking calls (draining) and is killed only when its in-flight calls have finished.
+    Frames it returned stay readable: they live in the node's object store, owned by the caller.
+    """
 
     def __init__(self, tool_cfg: ToolConfig, view_cfg: VideoViewConfig, pool_cfg: ToolPoolConfig):
         self.tool_cfg, self.view_cfg, self.pool_cfg = tool_cfg, view_cfg, pool_cfg
-        self.workers: list = []
+        self.workers: list = []  # ready, taking calls
+        self.starting: dict = {}  # ping ref -> worker, not yet up
+        self.draining: list = []  # no new calls; killed once idle
         self.inflight: dict[int, int] = {}
-        self._ids = itertools.count()
-        self.latencies: list[float] = []
+        self.waiting = 0  # calls queued in the pool for a free slot
+        self.latencies: list[float] = []  # since the last stats()
+        self.frames = 0  # frames returned since the last stats()
+        self._stats_t = time.time()
+        # (time, workers incl. starting, outstanding calls) at each change; bounded for long runs
+        self.history: deque[tuple[float, int, int]] = deque(maxlen=100_000)
         self.telemetry = None  # optional vital_ray.telemetry.Telemetry
+        self._lock = threading.RLock()
+        self._waiters: list = []  # (loop, future) of calls waiting for a slot
+        self._over_since: float | None = None
+        self._requested: int | None = None
         for _ in range(pool_cfg.min_workers):
             self.add_worker()
+        self._promote(block=True)
+        self._request(pool_cfg.min_workers)
+        self._stop = threading.Event()
+        self._ticker = None
+        if pool_cfg.max_workers > pool_cfg.min_workers:
+            self._ticker = threading.Thread(target=self._tick_loop, name="tool-pool-autoscaler", daemon=True)
+            self._ticker.start()
 
+    # -- membership -------------------------------------------------------------------------------------------
     def add_worker(self):
-        opts = {"num_cpus": self.pool_cfg.num_cpus_per_worker, "max_concurrency": self.pool_cfg.max_concurrency}
+        opts = {"num_cpus": self.pool_cfg.num_cpus_per_worker, "max_concurrency": self.pool_cfg.max_concurrency,
+                **placement_options(self.pool_cfg)}
         w = ToolWorker.options(**opts).remote(self.tool_cfg, self.view_cfg)
-        self.workers.append(w)
-        self.inflight[id(w)] = 0
+        with self._lock:
+            self.starting[w.ping.remote()] = w
+            self.inflight[id(w)] = 0
         return w
+
+    def _promote(self, block: bool = False) -> None:
+        """Move workers whose actor is up from `starting` to `workers`."""
+        if block and self.starting:
+            wait_placed(list(self.starting), "tool workers")
+        with self._lock:  # the event loop and the background tick both promote
+            if not self.starting:
+                return
+            refs = list(self.starting)
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            moved = [self.starting.pop(r) for r in ready]
+            self.workers += moved
+        if moved:
+            self._wake(len(moved) * self.pool_cfg.max_concurrency)
+
+    @property
+    def size(self) -> int:
+        """Workers counted against max_workers (ready + starting)."""
+        return len(self.workers) + len(self.starting)
 
     @property
     def queued(self) -> int:
-        return sum(self.inflight.values())
+        """Outstanding calls: running on a worker or waiting in the pool."""
+        return sum(self.inflight.values()) + self.waiting
 
-    def _pick(self):
-        return min(self.workers, key=lambda w: self.inflight[id(w)])
+    def autoscale(self) -> None:
+        """One scaling step; safe from the event loop and from the background tick."""
+        self._promote()
+        with self._lock:
+            now = time.monotonic()
+            need = needed_workers(self.queued, self.pool_cfg)
+            grow = need - self.size
+            if need >= len(self.workers):
+                self._over_since = None
+            elif self._over_since is None:
+                self._over_since = now
+            elif shrink_due(self._over_since, now, self.pool_cfg):
+                for w in sorted(self.workers, key=lambda w: self.inflight[id(w)])[:len(self.workers) - need]:
+                    self.workers.remove(w)
+                    self.draining.append(w)
+                self._over_since = None
+            for w in [w for w in self.draining if self.inflight[id(w)] == 0]:  # drained: nothing in flight
+                self.draining.remove(w)
+                del self.inflight[id(w)]
+                ray.kill(w)
+            for _ in range(max(grow, 0)):  # under the lock: the tick and the event loop must not both grow
+                self.add_worker()
+            if not self.history or self.history[-1][1:] != (self.size, self.queued):
+                self.history.append((time.time(), self.size, self.queued))
+            self._request(self.size)  # in order with the size it reports
+        if self.telemetry is not None:
+            self.telemetry.tool_pool(self.queued, self.size)
+
+    def _request(self, workers: int) -> None:
+        """Tell the autoscaler how many tool bundles the pool wants (a persistent, overriding request)."""
+        if self.pool_cfg.request_resources and workers != self._requested:
+            from ray.autoscaler.sdk import request_resources
+
+            request_resources(**resource_request(workers, self.pool_cfg))
+            self._requested = workers
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self.pool_cfg.autoscale_interval_s):
+            try:
+                self.autoscale()
+            except Exception as e:  # noqa: BLE001 - keep ticking; Ray shutting down under us ends the loop
+                if not ray.is_initialized():
+                    return
+                print(f"tool pool autoscale failed: {e}", flush=True)
+
+    # -- dispatch ---------------------------------------------------------------------------------------------
+    def _take_slot(self):
+        with self._lock:
+            free = [w for w in self.workers if self.inflight[id(w)] < self.pool_cfg.max_concurrency]
+            if not free:
+                return None
+            w = min(free, key=lambda w: self.inflight[id(w)])
+            self.inflight[id(w)] += 1
+            return w
+
+    async def _acquire(self):
+        w = self._take_slot()
+        if w is not None:
+            return w
+        loop = asyncio.get_running_loop()
+        self.waiting += 1
+        self.autoscale()  # a queued call may be what makes the pool grow
+        try:
+            while True:
+                waiter = (loop, loop.create_future())
+                with self._lock:
+                    self._waiters.append(waiter)
+                try:
+                    w = self._take_slot()  # a slot may have freed between the last try and registering
+                    if w is not None:
+                        return w
+                    # woken by a finished call or a promoted worker; the timeout is a safety net
+                    await asyncio.wait_for(waiter[1], self.pool_cfg.autoscale_interval_s)
+                except asyncio.TimeoutError:
+                    pass
+                finally:
+                    with self._lock:
+                        if waiter in self._waiters:
+                            self._waiters.remove(waiter)
+                w = self._take_slot()
+                if w is not None:
+                    return w
+        finally:
+            self.waiting -= 1
+
+    def _release(self, w) -> None:
+        with self._lock:
+            self.inflight[id(w)] -= 1
+        self._wake(1)
+
+    def _wake(self, n: int) -> None:
+        with self._lock:
+            woken, self._waiters = self._waiters[:n], self._waiters[n:]
+        for loop, fut in woken:
+            try:
+                loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+            except RuntimeError:  # that call's event loop has ended
+                pass
 
     async def _run(self, method: str, *args) -> tuple[dict, ray.ObjectRef]:
         last_error = ""
         for attempt in range(self.tool_cfg.max_retries + 1):
-            w = self._pick()
-            self.inflight[id(w)] += 1
+            w = await self._acquire()
+            self.autoscale()
             t0 = time.perf_counter()
             meta_ref, frames_ref = getattr(w, method).remote(*args)
             try:
                 meta = await asyncio.wait_for(asyncio.wrap_future(meta_ref.future()), self.tool_cfg.timeout_s)
                 self.latencies.append(time.perf_counter() - t0)
                 meta["latency_s"] = time.perf_counter() - t0
+                frames = int((meta.get("shape") or (0,))[0])
+                self.frames += frames
                 if self.telemetry is not None:
-                    shape = meta.get("shape") or (0,)
-                    self.telemetry.tool_call(meta["latency_s"], int(shape[0]), self.queued)
+                    self.telemetry.tool_call(meta["latency_s"], frames, self.queued)
                 meta["attempts"] = attempt + 1
                 return meta, frames_ref
             except asyncio.TimeoutError:
@@ -120,7 +271,7 @@ class ToolPool:
             except ray.exceptions.RayError as e:  # actor lost beyond restarts, etc.: retry elsewhere
                 last_error = f"{type(e).__name__}: {str(e).splitlines()[0]}"
             finally:
-                self.inflight[id(w)] -= 1
+                self._release(w)
         text = f"Error: get_video_clip_frame tool execution failed: {last_error}"
         return {"ok": False, "text": text, "error": last_error, "attempts": self.tool_cfg.max_retries + 1}, None
 
@@ -131,11 +282,24 @@ class ToolPool:
         return await self._run("global_view", video, duration)
 
     def stats(self) -> dict:
-        lat = self.latencies
-        return {"tool/workers": len(self.workers), "tool/calls": len(lat),
+        """Since the previous call (one iteration): calls, frames, latency, pool size and queue peaks; the same
+        quantities the dashboard gauges show, for metrics.jsonl / wandb."""
+        lat, self.latencies = self.latencies, []
+        frames, self.frames = self.frames, 0
+        hist = [h for h in self.history if h[0] >= self._stats_t] or [(0.0, self.size, self.queued)]
+        self._stats_t = time.time()
+        return {"tool/workers": self.size, "tool/peak_workers": max(h[1] for h in hist),
+                "tool/peak_queue": max(h[2] for h in hist), "tool/calls": len(lat), "tool/frames": frames,
                 "tool/latency_p50_s": float(np.median(lat)) if lat else 0.0}
 
     def shutdown(self):
-        for w in self.workers:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=10)
+        with self._lock:
+            everyone = self.workers + list(self.starting.values()) + self.draining
+            self.workers, self.starting, self.draining = [], {}, []
+        for w in everyone:
             ray.kill(w)
-        self.workers.clear()
+        if self.pool_cfg.request_resources and self._requested:
+            self._request(0)  # withdraw the demand so the autoscaler can remove tool nodes

@@ -152,7 +152,7 @@ class RLSession(ToolSession):
         r = self.cfg.rollout
         sampling = sampling or SamplingParams(r.temperature, r.top_p, r.repetition_penalty)
         trajs, stats, skipped = asyncio.run(self._rollout(records, group_size or r.group_size, sampling))
-        metrics = stats.as_metrics(self.gen_pool.size)
+        metrics = stats.as_metrics(self.gen_pool.size) | self.tools.stats()
         metrics["data/skipped_records"] = skipped
         return trajs, metrics
 

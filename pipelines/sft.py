@@ -32,13 +32,17 @@ def build_samples(cfg: DGRPOJobConfig, model_path: str, records: list) -> tuple[
     """Teacher trajectories (clip frames fetched by the tool pool) -> (train samples holding frame refs, their
     ids). Records with no usable target (e.g. no span for a tool trace) or no readable video are dropped."""
     from pipelines.session import ToolSession
+    from vital_ray.telemetry import Telemetry
 
     session = ToolSession(cfg, model_path)
+    session.tools.telemetry = telemetry = Telemetry("sft")
+    telemetry.set_phase("tools")  # the dashboard's phase gauge: clip decoding for the teacher traces
     try:
         trajs = session.teacher_trajectories(records * cfg.sft.traces_per_record, seed=cfg.trainer.seed,
                                              tools=cfg.sft.tools)
     finally:
         session.shutdown()  # the frames stay in the object store: this driver owns them
+        telemetry.set_phase("sft")
     if not trajs:
         raise ValueError("no SFT targets could be built from the records (no spans/answers, or no readable video)")
     return [sample_from_trajectory(t) for t in trajs], [t.sample_id for t in trajs]
@@ -75,10 +79,17 @@ def train_loop(config: dict) -> None:
     logger = MetricsLogger(out_dir, cfg.trainer.wandb_project, resume_step=state["step"] if start else None) \
         if rank == 0 else None
     steps = config["steps"]
+    bar = None
+    if logger and cfg.trainer.progress:  # tqdm_ray: a worker's bar is drawn by the driver, not interleaved logs
+        from ray.experimental import tqdm_ray
+
+        bar = tqdm_ray.tqdm(total=steps - state["step"], desc="SFT")
     for step in range(state["step"] + 1, steps + 1):
         epoch = order.state.epoch
         idx = order.next(cfg.sft.batch_size)
         m = fsdp.mean_over_ranks(learner.sft_update(shard_balanced([samples[i] for i in idx], world)[rank]))
+        if bar is not None:
+            bar.update(1)
         if logger:
             logger.log(step, m | {"epoch": epoch})
             logger.row("data_order.jsonl", step, {"epoch": epoch, "indices": idx})
@@ -91,6 +102,8 @@ def train_loop(config: dict) -> None:
             checkpoint.prune(out_dir, cfg.trainer.keep_checkpoints)
             ray.train.report(m | {"step": step}, checkpoint=ray.train.Checkpoint(path) if rank == 0 else None,
                              checkpoint_upload_mode=ray.train.CheckpointUploadMode.NO_UPLOAD)
+    if bar is not None:
+        bar.close()
     if logger:
         logger.close()
 

@@ -137,6 +137,9 @@ class ToolPoolConfig:
     max_concurrency: int = 4  # concurrent calls per actor
     scale_up_queue: int = 4  # queued calls per worker before growing
     idle_s_before_shrink: float = 10.0
+    tool_node_label: str = "tool"  # prefer nodes labelled vital-ray/node-kind=<this> (see cluster/); "" = anywhere
+    request_resources: bool = True  # ask the autoscaler for one CPU bundle per wanted worker
+    autoscale_interval_s: float = 1.0  # how often an idle pool checks whether to shrink
 
 
 @dataclass
@@ -360,6 +363,13 @@ def _validate(cfg: Any) -> None:
             raise ConfigError(f"serve.port must be in 1..65535, got {serve.port}")
         if not serve.model_name:
             raise ConfigError("serve.model_name must not be empty")
+    pool = getattr(cfg, "tool_pool", None)
+    if pool is not None and not (1 <= pool.min_workers <= pool.max_workers and pool.scale_up_queue >= 1
+                                 and pool.max_concurrency >= 1 and pool.autoscale_interval_s > 0
+                                 and pool.idle_s_before_shrink >= 0 and pool.num_cpus_per_worker >= 0):
+        raise ConfigError(f"tool_pool: need 1 <= min_workers ({pool.min_workers}) <= max_workers "
+                          f"({pool.max_workers}), scale_up_queue >= 1, max_concurrency >= 1, autoscale_interval_s > 0, "
+                          "idle_s_before_shrink >= 0, num_cpus_per_worker >= 0")
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")

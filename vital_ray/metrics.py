@@ -46,7 +46,7 @@ class MetricsLogger:
         if wandb_project:
             import wandb
 
-            os.environ.setdefault("WANDB_MODE", "online" if os.environ.get("WANDB_API_KEY") else "offline")
+            os.environ["WANDB_MODE"] = wandb_mode()
             self.wandb = wandb.init(project=wandb_project, dir=out_dir, config=config or {}, resume="allow")
 
     def log(self, step: int, metrics: dict) -> None:
@@ -98,6 +98,20 @@ class MetricsLogger:
     def close(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def wandb_mode() -> str:
+    """An explicit WANDB_MODE wins; otherwise online only with a key (WANDB_API_KEY or `wandb login`'s netrc)."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    import netrc
+
+    try:
+        return "online" if netrc.netrc().authenticators("api.wandb.ai") else "offline"
+    except (OSError, netrc.NetrcParseError):
+        return "offline"
 
 
 def _truncate(path: str, max_step: int) -> None:

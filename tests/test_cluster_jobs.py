@@ -1,0 +1,177 @@
+"""Jobs on a real `ray start --head` cluster (dashboard, token auth, job server) through `vital-ray submit`.
+
+The head runs on free ports in its own temp dir and process group; teardown kills exactly its processes (never
+`ray stop`, which would stop every Ray cluster on the machine, other users' included).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from cluster.submit import build_entrypoint, client, load_runtime_env, main as submit_main, wait
+
+pytestmark = pytest.mark.ray
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def pids_of(marker: str) -> list[int]:
+    """Processes whose command line mentions `marker` (our head's unique temp dir)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.fixture(scope="module")
+def head():
+    """-> (dashboard URL, metrics export port, temp dir) of a private head node with 2 CPUs."""
+    gcs, dash, client_port, metrics, agent_http, agent_grpc, env_agent, nm, om = free_ports(9)
+    temp_dir = tempfile.mkdtemp(prefix="vrh", dir="/tmp")  # short: Ray's socket paths live under it
+    cmd = [os.path.join(BIN, "ray"), "start", "--head", "--block", "--num-cpus", "2", "--port", str(gcs),
+           "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--ray-client-server-port",
+           str(client_port), "--metrics-export-port", str(metrics), "--dashboard-agent-listen-port", str(agent_http),
+           "--dashboard-agent-grpc-port", str(agent_grpc), "--runtime-env-agent-port", str(env_agent),
+           "--node-manager-port", str(nm), "--object-manager-port", str(om), "--temp-dir", temp_dir,
+           "--disable-usage-stats", "--labels", "vital-ray/node-kind=tool"]
+    env = {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"], "RAY_metrics_report_interval_ms": "2000"}
+    env.pop("PYTHONPATH", None)  # jobs must get our code from the uploaded working dir, not from this checkout
+    env.pop("RAY_ADDRESS", None)
+    log = open(os.path.join(temp_dir, "head.log"), "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{dash}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                client(url).list_jobs()
+                break
+            except Exception:  # noqa: BLE001 - the dashboard is still starting
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"head did not come up: {open(log.name).read()[-3000:]}") from None
+                time.sleep(2)
+        yield url, metrics, temp_dir
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # ray start, GCS, raylet, dashboard, ... : one process group
+        time.sleep(3)  # a short grace: nothing of this throwaway cluster needs to outlive it
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+        for pid in pids_of(temp_dir):  # anything that left the group (job drivers, workers) but is ours
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(1)
+        assert not pids_of(temp_dir), "processes of the test cluster survived teardown"
+
+
+def test_runtime_env_and_entrypoint(tmp_path):
+    env = load_runtime_env(working_dir=ROOT)
+    assert env["working_dir"] == ROOT and ".git" in env["excludes"] and ".venv" in env["excludes"]
+    assert build_entrypoint(["dgrpo", "--config", "c.yaml"]) == \
+        "python -m vital_ray.cli dgrpo --config c.yaml ray.address=auto"
+    assert build_entrypoint(["python", "-m", "cluster.check"]) == "python -m cluster.check"
+    with pytest.raises(ValueError, match="nothing to run"):
+        build_entrypoint([])
+    with pytest.raises(FileNotFoundError, match="runtime env"):
+        load_runtime_env(str(tmp_path / "missing.yaml"))
+
+
+def test_unreachable_cluster_is_a_clear_error(capsys):
+    port = free_ports(1)[0]  # nothing listens there
+    assert submit_main(["--address", f"http://127.0.0.1:{port}", "--", "true"]) == 2
+    assert "error: Failed to connect" in capsys.readouterr().err
+
+
+def scrape(port: int) -> str:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return ""
+
+
+def test_submitted_check_job_runs_logs_and_metrics(head, capsys):
+    """A job through `vital-ray submit`: our code arrives with the working dir, the tool pool runs on the cluster,
+    its metrics (gauges included: they live while the driver does) are on the head's metrics export port."""
+    url, metrics_port, _ = head
+    rc = submit_main(["--address", url, "--working-dir", ROOT, "--",
+                      "python", "-m", "cluster.check", "--calls", "8", "--linger-s", "10"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith("submitted raysubmit_"), out
+    job_id = out.split()[1].rstrip(":")
+    names = ("ray_vital_ray_tool_latency_s_bucket", "ray_vital_ray_frames_decoded_total",
+             "ray_vital_ray_tool_workers", "ray_vital_ray_tool_queue_depth", 'ray_vital_ray_phase{')
+    deadline, text = time.time() + 120, ""
+    while time.time() < deadline and not all(n in text for n in names):
+        time.sleep(2)
+        text = scrape(metrics_port)
+    assert all(n in text for n in names), [n for n in names if n not in text]
+    assert any(ln.startswith("ray_vital_ray_phase{") and 'phase="tools"' in ln and ln.endswith(" 1.0")
+               for ln in text.splitlines())
+    assert wait(client(url), job_id, timeout_s=120) == "SUCCEEDED"
+    assert submit_main(["--address", url, "--status", job_id]) == 0
+    assert capsys.readouterr().out.strip() == "SUCCEEDED"
+    assert submit_main(["--address", url, "--logs", job_id]) == 0
+    logs = capsys.readouterr().out
+    assert "cluster check: calls=8 ok=8" in logs and "(tool)" in logs  # the head is labelled a tool node
+
+
+def test_failing_job_reports_failure(head, capsys):
+    """--follow streams the job's output and exits 1 when the job fails; --wait does the same silently."""
+    url, _, _ = head
+    rc = submit_main(["--address", url, "--working-dir", ROOT, "--follow", "--", "python", "-c",
+                      "import sys; print('boom'); sys.exit(3)"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "boom" in out and out.rstrip().endswith("FAILED")
+    job_id = out.split()[1].rstrip(":")
+    assert submit_main(["--address", url, "--logs", job_id]) == 0
+    assert "boom" in capsys.readouterr().out
+    assert submit_main(["--address", url, "--wait", "--", "true"]) == 0
+
+
+def test_submitted_dgrpo_runs_to_the_end(head, tmp_path, capsys):
+    """The real driver: one tiny DGRPO iteration as a job, checkpoint written, logs retrievable."""
+    url, _, _ = head
+    out_dir = tmp_path / "dgrpo"
+    overrides = ["trainer.iterations=1", "trainer.prompts_per_iter=1", "rollout.group_size=2",
+                 "rollout.max_tokens_per_turn=12", "rollout.max_total_tokens=200", "rollout.num_cpus_per_worker=0.5",
+                 "learner.num_cpus_per_worker=0.5", "view.max_frames=4", "tool.max_frames=4",
+                 "tool.max_pixels=3136", "data.num_videos=1", "data.video_duration_s=30",
+                 f"data.synthetic_dir={tmp_path / 'synth'}", f"trainer.output_dir={out_dir}", "trainer.progress=false"]
+    rc = submit_main(["--address", url, "--working-dir", ROOT, "--follow", "--", "dgrpo", *overrides])
+    out = capsys.readouterr().out
+    assert rc == 0, out[-3000:]
+    assert "iter   1 |" in out and list(out_dir.glob("checkpoints/step_*"))
+    job_id = out.split()[1].rstrip(":")
+    assert submit_main(["--address", url, "--logs", job_id]) == 0
+    logs = capsys.readouterr().out
+    assert "iter   1 |" in logs and "checkpoint:" in logs
+    row = json.loads((out_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["tool/calls"] > 0 and row["tool/peak_workers"] >= 1 and "reward/mean" in row and "time/sync" in row
