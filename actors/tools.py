@@ -55,7 +55,7 @@ class ToolWorker:
 
         self.calls += 1
         try:
-            clip = sample_global_view(video, duration, self.view_cfg)
+            clip = sample_global_view(video, duration, self.view_cfg, max_source_pixels=self.tool_cfg.max_source_pixels)
             return _split(ToolResult(ok=True, clip=clip, error=None, text=""))
         except VideoError as e:
             return _split(ToolResult(ok=False, clip=None, error=str(e), text=f"Error: {e}"))

@@ -56,6 +56,7 @@ class ToolConfig:
     draw_timestamps: bool = True
     timeout_s: float = 60.0
     max_retries: int = 2
+    max_source_pixels: int = 1920 * 1088  # larger videos are scaled down while decoding (memory bound)
 
 
 @dataclass
