@@ -2,7 +2,8 @@
 
 Each call returns two object refs: small metadata, and the uint8 frames. The caller owns both (they are task
 returns), so the frames outlive the tool actor that decoded them, and the driver never fetches pixels.
-Actors restart when they die and their in-flight calls are retried (the tool is idempotent).
+Actors restart when they die and their in-flight calls are retried (the tool is idempotent). A call that
+overruns `tool.timeout_s` is cancelled (so never retried) and its worker restarted.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class ToolPool:
         self.inflight: dict[int, int] = {}
         self._ids = itertools.count()
         self.latencies: list[float] = []
+        self.timeouts = 0
         self.telemetry = None  # optional vital_ray.telemetry.Telemetry
         for _ in range(pool_cfg.min_workers):
             self.add_worker()
@@ -105,8 +107,12 @@ class ToolPool:
                 meta["attempts"] = attempt + 1
                 return meta, frames_ref
             except asyncio.TimeoutError:
-                last_error = f"timed out after {self.tool_cfg.timeout_s:.0f}s"
+                last_error = f"timed out after {self.tool_cfg.timeout_s:g}s"
+                # a running call on a threaded actor cannot be interrupted: restart the worker so the hung call
+                # stops holding one of its threads; its other in-flight calls fail over to their retries
                 ray.cancel(meta_ref, force=False)
+                ray.kill(w, no_restart=False)
+                self.timeouts += 1
             except ray.exceptions.RayError as e:  # actor lost beyond restarts, etc.: retry elsewhere
                 last_error = f"{type(e).__name__}: {str(e).splitlines()[0]}"
             finally:

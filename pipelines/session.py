@@ -64,6 +64,7 @@ class ToolSession:
         self.cfg, self.model_path = cfg, model_path
         self.codec = TokenCodec(AutoTokenizer.from_pretrained(model_path))
         self.tools = ToolPool(cfg.tool, cfg.view, cfg.tool_pool)
+        self.skipped: list[str] = []  # "<record id>: <reason>" of records whose video could not be used
 
     @staticmethod
     def _schema() -> list[dict]:
@@ -79,6 +80,7 @@ class ToolSession:
         meta, frames = await self.tools.global_view(record.video, record.duration)
         if not meta.get("ok"):
             log.warning("skipping %s: %s", record.id, meta.get("error"))
+            self.skipped.append(f"{record.id}: {meta.get('error')}")
             return []
         view = VideoRef(frames, tuple(meta["shape"]), meta["fps"], meta["start"], meta["end"])
         uid = uuid.uuid4().hex[:12]
@@ -152,12 +154,20 @@ class RLSession(ToolSession):
         return trajs, stats, len(records) - len([g for g in groups if g])
 
     def rollout(self, records: list, group_size: int | None = None, sampling: SamplingParams | None = None):
-        """-> (trajectories, metrics). Records whose video cannot be read are skipped and counted."""
+        """-> (trajectories, metrics). Records whose video cannot be used are skipped, counted and their reasons
+        kept in `self.skipped` (with `data.on_bad_record=fail` they stop the run instead)."""
+        from vital_ray.data.records import RecordError
+
         r = self.cfg.rollout
         sampling = sampling or SamplingParams(r.temperature, r.top_p, r.repetition_penalty)
+        self.skipped = []
         trajs, stats, skipped = asyncio.run(self._rollout(records, group_size or r.group_size, sampling))
+        if self.skipped and self.cfg.data.on_bad_record == "fail":
+            raise RecordError(f"{len(self.skipped)} record(s) with unusable videos (data.on_bad_record=fail): "
+                              + "; ".join(self.skipped))
         metrics = stats.as_metrics(self.gen_pool.size)
         metrics["data/skipped_records"] = skipped
+        metrics["rollout/worker_restarts"] = self.gen_pool.restarts
         return trajs, metrics
 
     def score(self, trajs: list[Trajectory]) -> None:

@@ -153,6 +153,7 @@ class LearnerConfig:
     micro_batch_size: int = 4
     ppo_epochs: int = 1
     sync_bucket_mb: int = 64
+    step_timeout_s: float = 3600.0  # any learner call (update, sync, checkpoint) longer than this fails the step
 
 
 @dataclass
