@@ -103,12 +103,11 @@ def test_reward_actor_killed_mid_scoring_loses_nothing(rl):
     cfg, session, records = rl
     rec = records[0]
     texts = [f"<think>t</think><answer>{'From %d to %d seconds' % (i % 50, i % 50 + 5)}</answer>"
-             for i in range(3000)]
+             for i in range(30_000)]  # ~2 s of scoring
     items = [(rec.data_source, t, rec.solution, i % 3) for i, t in enumerate(texts)]
     want = [score_response(*it, RewardConfig()).total for it in items]
     pid = _pid(session.rewards.workers[0])
-    t0 = time.time()
-    killer = _kill_when(pid, lambda: time.time() - t0 > 0.2 and "score" in _title(pid))
+    killer = _kill_when(pid, lambda: "score" in _title(pid))
     got = session.rewards.score(items)
     killer.join()
     assert [r.total for r in got] == want
