@@ -5,6 +5,8 @@ end to end, in the slow test here)."""
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -208,3 +210,84 @@ def test_learner_rank_killed_mid_step_fails_fast(rl, tiny_model_path):
     killer.join()
     assert time.perf_counter() - t0 < 60  # not the process group's 600 s collective timeout
     assert learner.workers == []  # torn down: rank 0 is not left waiting in a collective
+
+
+def _dgrpo_driver(args, out_dir):
+    from tests.test_recipe_ray import ROOT, SMALL, TINY
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, "-m", "pipelines.dgrpo", "--config", TINY, *SMALL,
+                             f"trainer.output_dir={out_dir}", *args], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _session_pids(sid: int, title: str) -> list[int]:
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.getsid(int(d)) == sid and title in _title(int(d)):
+                    pids.append(int(d))
+            except OSError:
+                continue
+    return pids
+
+
+def _wait(cond, proc, timeout_s=400):
+    deadline = time.time() + timeout_s
+    while not cond():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_learner_rank_death_and_driver_sigkill_resume_losing_at_most_the_current_iteration(tmp_path):
+    """The driver: a learner rank SIGKILLed mid-step (exit 3, clear error), `--resume`, then the driver itself
+    SIGKILLed mid-iteration, `--resume` again: every iteration runs to completion once in the final record, in
+    the sampler's order, and each crash lost only the iteration it hit."""
+    import json
+
+    from vital_ray.data.sampler import PromptSampler
+    from vital_ray.training import checkpoint
+
+    out = str(tmp_path / "dgrpo")
+    args = ["trainer.iterations=4", "trainer.checkpoint_every=1", "trainer.prompts_per_iter=2",
+            "learner.num_workers=2", "learner.micro_batch_size=1"]
+    step = lambda: checkpoint.read_state(checkpoint.latest_checkpoint(out))["step"] if checkpoint.latest_checkpoint(out) else 0  # noqa: E731,E501
+
+    first = _dgrpo_driver(args, out)
+    _wait(lambda: step() >= 1 and _session_pids(first.pid, "LearnerWorker.policy_update"), first)
+    os.kill(_session_pids(first.pid, "LearnerWorker.policy_update")[-1], signal.SIGKILL)
+    text = first.stdout.read()
+    assert first.wait(timeout=120) == 3, text[-3000:]
+    assert "died during policy_update" in text and "--resume" in text
+    lost_first = step()
+    _kill_group(first)
+
+    second = _dgrpo_driver(args + ["--resume"], out)
+    _wait(lambda: step() >= lost_first + 1 and _session_pids(second.pid, "RolloutWorker.generate"), second)
+    at_kill = step()
+    os.killpg(second.pid, signal.SIGKILL)  # the driver and its local Ray cluster, mid-rollout
+    second.wait()
+
+    third = _dgrpo_driver(args + ["--resume"], out)
+    assert third.wait(timeout=600) == 0, third.stdout.read()[-3000:]
+    with open(os.path.join(out, "data_order.jsonl")) as f:
+        order = [json.loads(line) for line in f if line.strip()]
+    assert [r["iteration"] for r in order] == [1, 2, 3, 4]
+    from tests.test_recipe_ray import SMALL, TINY
+    from vital_ray.config import DGRPOJobConfig, load_config
+    from pipelines.session import load_training_records
+
+    cfg = load_config(DGRPOJobConfig, TINY, SMALL + args + [f"trainer.output_dir={out}"])
+    sampler = PromptSampler(load_training_records(cfg)[0], seed=cfg.data.shuffle_seed)
+    assert [r["records"] for r in order] == [[x.id for x in sampler.next(2)] for _ in range(4)]
+    assert step() == 4 and lost_first >= 1 and at_kill >= lost_first + 1
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
