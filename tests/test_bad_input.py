@@ -213,3 +213,28 @@ def test_bad_records_are_counted_and_skipped_or_fail(tmp_path, synthetic):
         assert f"bad.json[{i}]" in e and what in e, e
     with pytest.raises(RecordError, match=r"bad.json\[1\]: missing field 'text'"):
         load_records(str(path), on_bad="fail")
+
+
+# -- memory budgets --------------------------------------------------------------------------------------------
+def test_generation_batches_respect_the_pixel_budget(env):
+    from vital_ray.rollout.scheduler import video_pixels
+
+    scripts = [[call(1 + i, 9 + i), "<answer>A</answer>"] for i in range(6)]
+    one_view = int(env[2].shape[0] * env[2].shape[1] * env[2].shape[2])
+    budget = 3 * one_view  # three prompts (global view only) fit; with a clip each fewer do
+    cfg = RolloutConfig(max_turns=2, max_tokens_per_turn=64, max_total_tokens=600, batch_size=8,
+                        max_batch_pixels=budget)
+    trajs, _, policy = run(env, scripts, cfg)
+    assert all(t.tool_ok == 1 and t.stop_reason == "answer" for t in trajs)
+    clip = video_pixels(trajs[0]) - one_view
+    assert one_view + clip > budget  # so a trajectory holding its clip goes alone
+    # first turns: 6 prompts split 3 + 3 by the budget (batch_size alone would send 6); answers: one by one
+    assert [len(c) for c in policy.calls] == [3, 3, 1, 1, 1, 1, 1, 1]
+
+
+def test_a_clip_larger_than_the_batch_budget_fails_at_start_up():
+    from vital_ray.config import ConfigError, DGRPOJobConfig, load_config
+
+    with pytest.raises(ConfigError, match="exceeds rollout.max_batch_pixels"):
+        load_config(DGRPOJobConfig, None, ["tool.max_frames=64", "tool.max_pixels=50176",
+                                           "rollout.max_batch_pixels=1000000"])

@@ -128,6 +128,7 @@ class RolloutConfig:
     max_tokens_per_turn: int = 64
     max_total_tokens: int = 512  # generated + tool tokens per trajectory (hard cap, spec section 10.8)
     batch_size: int = 8  # trajectories generated together per backend call
+    max_batch_pixels: int = 2**26  # video pixels (frames x H x W, all clips) in one backend call; >= 1 trajectory
 
 
 @dataclass
@@ -294,6 +295,9 @@ def _validate(cfg: Any) -> None:
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")
+    if tool is not None and rollout is not None and tool.max_frames * tool.max_pixels > rollout.max_batch_pixels:
+        raise ConfigError(f"one clip (tool.max_frames x tool.max_pixels = {tool.max_frames * tool.max_pixels}) "
+                          f"exceeds rollout.max_batch_pixels={rollout.max_batch_pixels}")
 
 
 def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> T:
