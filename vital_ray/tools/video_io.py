@@ -109,7 +109,7 @@ class DecordSource(VideoSource):
         except Exception as e:  # decord raises RuntimeError / DECORDError for corrupt or truncated files
             reason = _short(e)
             if "cannot find video stream" in reason:  # the container is fine, decord lacks the decoder
-                reason = f"unsupported codec {codec!r} (decord cannot decode it; re-encode to H.264)"
+                reason = f"unsupported codec {codec}: decord cannot decode it; re-encode to H.264"
             raise VideoError(path, reason) from None
         if self.num_frames <= 0 or not self.fps > 0:
             raise VideoError(path, "no decodable frames")
@@ -136,7 +136,10 @@ def probe(path: str) -> tuple[str, int, int]:
             streams = container.streams.video
             if not streams:
                 raise VideoError(path, "no video stream")
-            return streams[0].codec_context.name, int(streams[0].width), int(streams[0].height)
+            ctx = streams[0].codec_context
+            tag = (ctx.codec_tag or "").strip("\x00 ")  # the container's fourcc, e.g. av01, vvc1, avc1
+            codec = f"{tag} ({ctx.name})" if tag.isalnum() else ctx.name
+            return codec, int(streams[0].width), int(streams[0].height)
     except VideoError:
         raise
     except Exception as e:  # av.FFmpegError subclasses: invalid data, truncated, not a media file
