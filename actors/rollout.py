@@ -99,18 +99,17 @@ class RolloutPool:
         finally:
             self.idle.put_nowait(worker)
 
-    async def _restore(self, worker, wait_s: float = 180.0) -> None:
+    async def _restore(self, worker, wait_s: float = 180.0) -> float:
         """A restarted actor runs __init__ again, i.e. holds the initial weights: reload the last synced ones.
-        Calls fail fast (ActorUnavailableError) while the actor restarts, hence the polling."""
+        Calls fail fast (ActorUnavailableError) while the actor restarts, hence the polling. -> load seconds."""
         deadline = time.monotonic() + wait_s
         while True:
             try:
                 if self.weights is None:
                     await worker.ready.remote()
-                else:
-                    entries, refs, version = self.weights
-                    await worker.update_weights.remote(entries, version, *refs)
-                return
+                    return 0.0
+                entries, refs, version = self.weights
+                return await worker.update_weights.remote(entries, version, *refs)
             except ray.exceptions.RayActorError:
                 if time.monotonic() > deadline:
                     raise
@@ -123,7 +122,15 @@ class RolloutPool:
     def update_weights(self, entries, bucket_refs, version: int) -> float:
         # keeping the refs pins one copy of the weights in the object store until the next sync
         self.weights = (entries, list(bucket_refs), version)
-        return max(ray.get([w.update_weights.remote(entries, version, *bucket_refs) for w in self.workers]))
+        refs = [w.update_weights.remote(entries, version, *bucket_refs) for w in self.workers]
+        seconds = []
+        for w, ref in zip(self.workers, refs):
+            try:
+                seconds.append(ray.get(ref))
+            except ray.exceptions.RayActorError:  # died before or during the sync: load into the restarted actor
+                self.restarts += 1
+                seconds.append(asyncio.run(self._restore(w)))
+        return max(seconds)
 
     def shutdown(self):
         for w in self.workers:

@@ -3,6 +3,7 @@ tool call that hangs, records whose videos cannot be used. Each run either compl
 a lost learner rank, fails the step at once with a clear error (the resume is tested in test_recipe_ray.py and,
 end to end, in the slow test here)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -15,15 +16,18 @@ import ray
 
 from actors.learner import LearnerFailure, LearnerPool
 from actors.tools import ToolPool
-from pipelines.session import RLSession
+from pipelines.session import RLSession, load_training_records
 from tests.test_bad_input import odd_videos  # noqa: F401  (fixture: AV1 and 8000x8000 mp4s)
 from tests.test_pipeline_ray import OVERRIDES
+from tests.test_recipe_ray import ROOT, SMALL, TINY
 from tests.test_scheduler import call
 from vital_ray.batch import sample_from_trajectory
 from vital_ray.config import DGRPOJobConfig, RewardConfig, load_config
 from vital_ray.data.records import RecordError
+from vital_ray.data.sampler import PromptSampler
 from vital_ray.rewards import score_response
 from vital_ray.rollout.engine import GenResult
+from vital_ray.training import checkpoint
 from vital_ray.training.weights import to_buckets
 
 pytestmark = pytest.mark.ray
@@ -138,6 +142,13 @@ def test_rollout_actor_killed_mid_generation_restarts_with_synced_weights(rl):
     got = ray.get(worker.weights_checksum.remote())
     assert all(got[k] == pytest.approx(want[k], rel=1e-6) for k in want)  # not the initial weights
     assert ray.get(worker.ready.remote()) == 7
+    # killed between iterations, then a weight sync: the restarted actor gets the new weights
+    os.kill(_pid(worker), signal.SIGKILL)
+    entries, buckets = to_buckets(state, 64)
+    session.gen_pool.update_weights(entries, [ray.put(b) for b in buckets], version=8)
+    got = ray.get(worker.weights_checksum.remote())
+    assert all(got[k] == pytest.approx(float(v.double().sum()), rel=1e-6) for k, v in state.items())
+    assert ray.get(worker.ready.remote()) == 8
 
 
 def test_hung_tool_call_times_out_and_pool_recovers(rl, odd_videos):  # noqa: F811
@@ -213,8 +224,6 @@ def test_learner_rank_killed_mid_step_fails_fast(rl, tiny_model_path):
 
 
 def _dgrpo_driver(args, out_dir):
-    from tests.test_recipe_ray import ROOT, SMALL, TINY
-
     env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=ROOT)
     return subprocess.Popen([sys.executable, "-m", "pipelines.dgrpo", "--config", TINY, *SMALL,
                              f"trainer.output_dir={out_dir}", *args], cwd=ROOT, env=env, start_new_session=True,
@@ -233,6 +242,13 @@ def _session_pids(sid: int, title: str) -> list[int]:
     return pids
 
 
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _wait(cond, proc, timeout_s=400):
     deadline = time.time() + timeout_s
     while not cond():
@@ -246,15 +262,13 @@ def test_learner_rank_death_and_driver_sigkill_resume_losing_at_most_the_current
     """The driver: a learner rank SIGKILLed mid-step (exit 3, clear error), `--resume`, then the driver itself
     SIGKILLed mid-iteration, `--resume` again: every iteration runs to completion once in the final record, in
     the sampler's order, and each crash lost only the iteration it hit."""
-    import json
-
-    from vital_ray.data.sampler import PromptSampler
-    from vital_ray.training import checkpoint
-
     out = str(tmp_path / "dgrpo")
     args = ["trainer.iterations=4", "trainer.checkpoint_every=1", "trainer.prompts_per_iter=2",
             "learner.num_workers=2", "learner.micro_batch_size=1"]
-    step = lambda: checkpoint.read_state(checkpoint.latest_checkpoint(out))["step"] if checkpoint.latest_checkpoint(out) else 0  # noqa: E731,E501
+
+    def step() -> int:
+        latest = checkpoint.latest_checkpoint(out)
+        return checkpoint.read_state(latest)["step"] if latest else 0
 
     first = _dgrpo_driver(args, out)
     _wait(lambda: step() >= 1 and _session_pids(first.pid, "LearnerWorker.policy_update"), first)
@@ -276,18 +290,7 @@ def test_learner_rank_death_and_driver_sigkill_resume_losing_at_most_the_current
     with open(os.path.join(out, "data_order.jsonl")) as f:
         order = [json.loads(line) for line in f if line.strip()]
     assert [r["iteration"] for r in order] == [1, 2, 3, 4]
-    from tests.test_recipe_ray import SMALL, TINY
-    from vital_ray.config import DGRPOJobConfig, load_config
-    from pipelines.session import load_training_records
-
     cfg = load_config(DGRPOJobConfig, TINY, SMALL + args + [f"trainer.output_dir={out}"])
     sampler = PromptSampler(load_training_records(cfg)[0], seed=cfg.data.shuffle_seed)
     assert [r["records"] for r in order] == [[x.id for x in sampler.next(2)] for _ in range(4)]
     assert step() == 4 and lost_first >= 1 and at_kill >= lost_first + 1
-
-
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
