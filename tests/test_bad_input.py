@@ -176,7 +176,7 @@ def test_huge_resolution_decode_memory_is_bounded(odd_videos):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     peak_mb = int(out.stdout.split()[-1])
-    assert peak_mb < 1300, peak_mb  # measured ~0.4-1.1 GB capped; 2.7 GB before the cap and chunking
+    assert peak_mb < 1600, peak_mb  # measured 0.4-1.1 GB capped (noisy on a shared VM); 2.7 GB before the fix
 
 
 def test_record_duration_longer_than_the_file_is_an_error(synthetic):
