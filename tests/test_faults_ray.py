@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import ray
 
@@ -27,6 +28,7 @@ from vital_ray.data.records import RecordError
 from vital_ray.data.sampler import PromptSampler
 from vital_ray.rewards import score_response
 from vital_ray.rollout.engine import GenResult
+from vital_ray.tools.clip_tool import get_video_clip_frame
 from vital_ray.training import checkpoint
 from vital_ray.training.weights import to_buckets
 
@@ -103,6 +105,10 @@ def test_tool_actor_killed_mid_iteration_loses_nothing(rl, monkeypatch):
     assert len(trajs) == 4 * cfg.rollout.group_size and m["data/skipped_records"] == 0, session.skipped
     assert all(t.done and t.tool_ok == 2 for t in trajs), [t.tool_events for t in trajs if t.tool_ok != 2][:1]
     assert _pid(pool.workers[0]) != second
+    t = trajs[0]  # idempotent tool: what came back (maybe from a retry) is what a direct call decodes
+    args = t.tool_events[0]["arguments"]
+    direct = get_video_clip_frame(t.video_path, args["start_time"], args["end_time"], t.duration, cfg.tool)
+    assert np.array_equal(ray.get(t.videos[1].frames), direct.clip.frames)
 
 
 def test_reward_actor_killed_mid_scoring_loses_nothing(rl):
