@@ -64,6 +64,11 @@ class LearnerWorker:
         return checkpoint.load(self.learner, path)
 
 
+class LearnerFailure(RuntimeError):
+    """A learner rank died, raised, or overran `learner.step_timeout_s`: the step is lost, the pool is torn down;
+    the driver stops and `--resume` continues from the last checkpoint."""
+
+
 class LearnerPool:
     def __init__(self, model_path: str, learner: LearnerConfig, algo: AlgoConfig, model: ModelConfig,
                  ref_path: str | None = None):
@@ -73,11 +78,36 @@ class LearnerPool:
         n = learner.num_workers
         self.workers = [LearnerWorker.options(**opts).remote(r, n, threads) for r in range(n)]
         addr, port = wait_placed([self.workers[0].rendezvous.remote()], f"learner rank 0 of {n}")[0]
-        ray.get([w.setup.remote(addr, port, model_path, learner, algo, model, ref_path) for w in self.workers])
+        self._all([w.setup.remote(addr, port, model_path, learner, algo, model, ref_path) for w in self.workers],
+                  "setup")
+
+    def _all(self, refs: list, what: str) -> list:
+        """ray.get over all ranks that fails fast: when one rank dies the others sit in a collective until the
+        process-group timeout, so the first error (or the step deadline) tears the whole pool down at once."""
+        pending, deadline = list(refs), time.monotonic() + self.cfg.step_timeout_s
+        while pending:
+            left = deadline - time.monotonic()
+            done, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, left))
+            if not done:
+                ranks = [refs.index(r) for r in pending]
+                self.shutdown()
+                raise LearnerFailure(f"learner {what}: ranks {ranks} did not finish within "
+                                     f"learner.step_timeout_s={self.cfg.step_timeout_s:g}; resume from the last "
+                                     "checkpoint (--resume)")
+            try:
+                ray.get(done[0])
+            except ray.exceptions.RayError as e:
+                rank = refs.index(done[0])
+                self.shutdown()
+                cause = "died" if isinstance(e, ray.exceptions.RayActorError) else "failed"
+                raise LearnerFailure(f"learner rank {rank} {cause} during {what} "
+                                     f"({type(e).__name__}: {str(e).strip().splitlines()[0][:200]}); the step is "
+                                     "lost, resume from the last checkpoint (--resume)") from None
+        return ray.get(refs)
 
     def _fan_out(self, method: str, samples: list[TrainSample]) -> list:
         shards = shard_balanced(samples, len(self.workers))
-        return ray.get([getattr(w, method).remote(s) for w, s in zip(self.workers, shards)])
+        return self._all([getattr(w, method).remote(s) for w, s in zip(self.workers, shards)], method)
 
     def policy_update(self, samples: list[TrainSample]) -> dict:
         return _mean_metrics(self._fan_out("policy_update", samples))
@@ -87,7 +117,7 @@ class LearnerPool:
 
     def logprobs(self, samples: list[TrainSample]):
         """Single-rank scoring (no sharding of samples) for diagnostics: every rank must join the collectives."""
-        return ray.get([w.logprobs.remote(samples) for w in self.workers])[0]
+        return self._all([w.logprobs.remote(samples) for w in self.workers], "logprobs")[0]
 
     def set_lr(self, lr: float) -> None:
         ray.get([w.set_lr.remote(lr) for w in self.workers])
@@ -96,19 +126,19 @@ class LearnerPool:
         ray.get([w.reset_reference.remote() for w in self.workers])
 
     def push_weights(self):
-        results = ray.get([w.push_weights.remote(self.cfg.sync_bucket_mb) for w in self.workers])
-        return results[0]
+        return self._all([w.push_weights.remote(self.cfg.sync_bucket_mb) for w in self.workers], "push_weights")[0]
 
     def save_checkpoint(self, path: str, state: dict) -> str:
         """HF folder + optimizer shards + RNG + `state` (vital_ray.training.checkpoint)."""
-        return ray.get([w.save_checkpoint.remote(path, state) for w in self.workers])[0]
+        return self._all([w.save_checkpoint.remote(path, state) for w in self.workers], "save_checkpoint")[0]
 
     def load_checkpoint(self, path: str) -> dict:
-        return ray.get([w.load_checkpoint.remote(path) for w in self.workers])[0]
+        return self._all([w.load_checkpoint.remote(path) for w in self.workers], "load_checkpoint")[0]
 
     def shutdown(self):
         for w in self.workers:
             ray.kill(w)
+        self.workers = []
 
 
 def _mean_metrics(parts: list[dict]) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import numpy as np
@@ -13,6 +14,9 @@ from vital_ray.config import ModelConfig, RolloutConfig
 from vital_ray.models.inputs import VideoInput
 from vital_ray.rollout.engine import GenRequest, GenResult, SamplingParams
 from vital_ray.training.weights import from_buckets
+
+log = logging.getLogger("vital_ray")
+LOST_WORKER_RETRIES = 3  # a generate call whose worker died is re-run (on the restarted worker) this many times
 
 
 def make_engine(model_path: str, rollout: RolloutConfig, model: ModelConfig):
@@ -75,6 +79,8 @@ class RolloutPool:
                         for _ in range(rollout.num_workers)]
         wait_placed([w.ready.remote() for w in self.workers], f"{len(self.workers)} rollout workers")
         self.idle: asyncio.Queue | None = None
+        self.weights = None  # (entries, bucket refs, version) of the last sync: what a restarted worker reloads
+        self.restarts = 0
 
     @property
     def size(self) -> int:
@@ -87,16 +93,51 @@ class RolloutPool:
                 self.idle.put_nowait(w)
         worker = await self.idle.get()
         try:
-            return await worker.generate.remote(requests, sampling)
+            for attempt in range(LOST_WORKER_RETRIES + 1):
+                try:
+                    return await worker.generate.remote(requests, sampling)
+                except ray.exceptions.RayActorError as e:  # died, or unreachable while restarting
+                    if attempt == LOST_WORKER_RETRIES:
+                        raise RuntimeError(f"rollout worker lost {attempt + 1} times in one generate call") from e
+                    # generation is a pure function of (requests, weights): redo it once the actor is back
+                    log.warning("rollout worker died (%s); restarting it and retrying", type(e).__name__)
+                    self.restarts += 1
+                    await self._restore(worker)
         finally:
             self.idle.put_nowait(worker)
+
+    async def _restore(self, worker, wait_s: float = 180.0) -> float:
+        """A restarted actor runs __init__ again, i.e. holds the initial weights: reload the last synced ones.
+        Calls fail fast (ActorUnavailableError) while the actor restarts, hence the polling. -> load seconds."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                if self.weights is None:
+                    await worker.ready.remote()
+                    return 0.0
+                entries, refs, version = self.weights
+                return await worker.update_weights.remote(entries, version, *refs)
+            except ray.exceptions.RayActorError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
 
     def weights_checksum(self) -> dict[str, float]:
         """Per-parameter sums: lets tests and operators confirm which weights a worker serves."""
         return {k: float(v.double().sum()) for k, v in self.engine.model.state_dict().items()}
 
     def update_weights(self, entries, bucket_refs, version: int) -> float:
-        return max(ray.get([w.update_weights.remote(entries, version, *bucket_refs) for w in self.workers]))
+        # keeping the refs pins one copy of the weights in the object store until the next sync
+        self.weights = (entries, list(bucket_refs), version)
+        refs = [w.update_weights.remote(entries, version, *bucket_refs) for w in self.workers]
+        seconds = []
+        for w, ref in zip(self.workers, refs):
+            try:
+                seconds.append(ray.get(ref))
+            except ray.exceptions.RayActorError:  # died before or during the sync: load into the restarted actor
+                self.restarts += 1
+                seconds.append(asyncio.run(self._restore(w)))
+        return max(seconds)
 
     def shutdown(self):
         for w in self.workers:

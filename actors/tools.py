@@ -2,7 +2,8 @@
 
 Each call returns two object refs: small metadata, and the uint8 frames. The caller owns both (they are task
 returns), so the frames outlive the tool actor that decoded them, and the driver never fetches pixels.
-Actors restart when they die and their in-flight calls are retried (the tool is idempotent).
+Actors restart when they die and their in-flight calls are retried (the tool is idempotent). A call that
+overruns `tool.timeout_s` is cancelled (so never retried) and its worker restarted.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ def run_tool_call(name: str, arguments: dict, video: str, duration: float, cfg: 
     return _split(execute_tool_call(name, arguments, video, duration, cfg))
 
 
-def run_global_view(video: str, duration: float, cfg: VideoViewConfig):
-    """The prompt's global view -> (metadata, uint8 frames); an unreadable video is an error result."""
+def run_global_view(video: str, duration: float, cfg: VideoViewConfig, max_source_pixels: int):
+    """The prompt's global view -> (metadata, uint8 frames); an unreadable video is an error result.
+    `max_source_pixels` (tool.max_source_pixels) bounds decoding memory on huge-resolution videos."""
     from vital_ray.tools.clip_tool import ToolResult
     from vital_ray.tools.video_io import VideoError, sample_global_view
 
     try:
-        clip = sample_global_view(video, duration, cfg)
+        clip = sample_global_view(video, duration, cfg, max_source_pixels=max_source_pixels)
         return _split(ToolResult(ok=True, clip=clip, error=None, text=""))
     except VideoError as e:
         return _split(ToolResult(ok=False, clip=None, error=str(e), text=f"Error: {e}"))
@@ -74,7 +76,7 @@ class ToolWorker:
     @ray.method(num_returns=2)
     def global_view(self, video: str, duration: float):
         self.calls += 1
-        return run_global_view(video, duration, self.view_cfg)
+        return run_global_view(video, duration, self.view_cfg, self.tool_cfg.max_source_pixels)
 
 
 class ToolPool:
@@ -100,6 +102,7 @@ class ToolPool:
         self._stats_t = time.time()
         # (time, workers incl. starting, outstanding calls) at each change; bounded for long runs
         self.history: deque[tuple[float, int, int]] = deque(maxlen=100_000)
+        self.timeouts = 0
         self.telemetry = None  # optional vital_ray.telemetry.Telemetry
         self._lock = threading.RLock()
         self._waiters: list = []  # (loop, future) of calls waiting for a slot
@@ -266,8 +269,12 @@ class ToolPool:
                 meta["attempts"] = attempt + 1
                 return meta, frames_ref
             except asyncio.TimeoutError:
-                last_error = f"timed out after {self.tool_cfg.timeout_s:.0f}s"
+                last_error = f"timed out after {self.tool_cfg.timeout_s:g}s"
+                # a running call on a threaded actor cannot be interrupted: restart the worker so the hung call
+                # stops holding one of its threads; its other in-flight calls fail over to their retries
                 ray.cancel(meta_ref, force=False)
+                ray.kill(w, no_restart=False)
+                self.timeouts += 1
             except ray.exceptions.RayError as e:  # actor lost beyond restarts, etc.: retry elsewhere
                 last_error = f"{type(e).__name__}: {str(e).splitlines()[0]}"
             finally:

@@ -17,6 +17,7 @@ Flags: every field of `vital_ray.config.DGRPOJobConfig` as a dotted override, e.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -45,6 +46,12 @@ def assign_advantages(trajs, algo) -> dict:
                                          / max(len(uids), 1))}
 
 
+def driver_rss_mb() -> float:
+    """Resident memory of this process: stays flat when no pixels pass through the driver."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def checkpoint_state(iteration: int, sampler: PromptSampler, init_model: str) -> dict:
     return {"step": iteration, "kind": "dgrpo", "sampler": sampler.state_dict(), "init_model": init_model}
 
@@ -69,6 +76,8 @@ def train(cfg: DGRPOJobConfig, init_model: str | None = None) -> str:
     # the KL reference stays the stage's starting model, also after a resume
     learner = LearnerPool(model_path, cfg.learner, cfg.algo, cfg.model, ref_path=state["init_model"])
     logger = MetricsLogger(out_dir, cfg.trainer.wandb_project, to_dict(cfg), resume_step=state["step"] if start else None)
+    if errors and not start:  # rejected at load (file, index, field); iteration 0 = before training
+        logger.row("skipped_records.jsonl", 0, {"errors": errors})
     telemetry = Telemetry("dgrpo")
     session.tools.telemetry = telemetry
     timer = PhaseTimer(on_phase=telemetry.set_phase)
@@ -86,6 +95,8 @@ def train(cfg: DGRPOJobConfig, init_model: str | None = None) -> str:
         logger.row("data_order.jsonl", it, {"records": [r.id for r in prompts]})
         with timer("rollout"):
             trajs, m = session.rollout(prompts)
+        if session.skipped:
+            logger.row("skipped_records.jsonl", it, {"errors": session.skipped})
         with timer("reward"):
             session.score(trajs)
         with timer("advantage"):
@@ -101,6 +112,7 @@ def train(cfg: DGRPOJobConfig, init_model: str | None = None) -> str:
                 checkpoint.prune(out_dir, cfg.trainer.keep_checkpoints)
         m |= trajectory_metrics(trajs) | timer.pop()
         m["time/iteration"] = time.perf_counter() - t0
+        m["sys/driver_rss_mb"] = driver_rss_mb()
         logger.log(it, m)
         logger.samples(it, trajs)
         telemetry.iteration(it, m)
@@ -127,13 +139,19 @@ def parse_cli(argv=None, doc: str | None = None) -> tuple[DGRPOJobConfig, str | 
 
 
 def run_cli(train_fn, argv=None) -> int:
-    """Shared `main` of the drivers: config and output-dir problems exit 2 with one line, no traceback.
-    `train_fn(cfg, config_path, overrides)`."""
+    """Shared `main` of the drivers: config, output-dir and bad-data problems exit 2 with one line, no traceback;
+    a lost learner step exits 3 (rerun with --resume). `train_fn(cfg, config_path, overrides)`."""
+    from actors.learner import LearnerFailure
+    from vital_ray.data.records import RecordError
+
     try:
         train_fn(*parse_cli(argv, sys.modules[train_fn.__module__].__doc__))
-    except (ConfigError, FileExistsError) as e:
+    except (ConfigError, FileExistsError, RecordError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except LearnerFailure as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     return 0
 
 

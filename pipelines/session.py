@@ -63,6 +63,7 @@ class ToolSession:
         self.cfg, self.model_path = cfg, model_path
         self.codec = TokenCodec(AutoTokenizer.from_pretrained(model_path))
         self.tools = ToolPool(cfg.tool, cfg.view, cfg.tool_pool)
+        self.skipped: list[str] = []  # "<record id>: <reason>" of records whose video could not be used
 
     @staticmethod
     def _schema() -> list[dict]:
@@ -79,6 +80,7 @@ class ToolSession:
         group, error = await start_group(self.codec, self.tools.global_view, record, group_size, schemas)
         if error:
             log.warning("skipping %s: %s", record.id, error)
+            self.skipped.append(f"{record.id}: {error}")
         return group
 
     async def _cot_sample(self, record):
@@ -148,12 +150,20 @@ class RLSession(ToolSession):
         return trajs, stats, len(records) - len([g for g in groups if g])
 
     def rollout(self, records: list, group_size: int | None = None, sampling: SamplingParams | None = None):
-        """-> (trajectories, metrics). Records whose video cannot be read are skipped and counted."""
+        """-> (trajectories, metrics). Records whose video cannot be used are skipped, counted and their reasons
+        kept in `self.skipped` (with `data.on_bad_record=fail` they stop the run instead)."""
+        from vital_ray.data.records import RecordError
+
         r = self.cfg.rollout
         sampling = sampling or SamplingParams(r.temperature, r.top_p, r.repetition_penalty)
+        self.skipped = []
         trajs, stats, skipped = asyncio.run(self._rollout(records, group_size or r.group_size, sampling))
+        if self.skipped and self.cfg.data.on_bad_record == "fail":
+            raise RecordError(f"{len(self.skipped)} record(s) with unusable videos (data.on_bad_record=fail): "
+                              + "; ".join(self.skipped))
         metrics = stats.as_metrics(self.gen_pool.size) | self.tools.stats()
         metrics["data/skipped_records"] = skipped
+        metrics["rollout/worker_restarts"] = self.gen_pool.restarts
         return trajs, metrics
 
     def score(self, trajs: list[Trajectory]) -> None:

@@ -56,6 +56,7 @@ class ToolConfig:
     draw_timestamps: bool = True
     timeout_s: float = 60.0
     max_retries: int = 2
+    max_source_pixels: int = 1920 * 1088  # larger videos are scaled down while decoding (memory bound)
 
 
 @dataclass
@@ -127,6 +128,7 @@ class RolloutConfig:
     max_tokens_per_turn: int = 64
     max_total_tokens: int = 512  # generated + tool tokens per trajectory (hard cap, spec section 10.8)
     batch_size: int = 8  # trajectories generated together per backend call
+    max_batch_pixels: int = 2**26  # video pixels (frames x H x W, all clips) in one backend call; >= 1 trajectory
 
 
 @dataclass
@@ -155,6 +157,7 @@ class LearnerConfig:
     micro_batch_size: int = 4
     ppo_epochs: int = 1
     sync_bucket_mb: int = 64
+    step_timeout_s: float = 3600.0  # any learner call (update, sync, checkpoint) longer than this fails the step
 
 
 @dataclass
@@ -373,6 +376,9 @@ def _validate(cfg: Any) -> None:
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")
+    if tool is not None and rollout is not None and tool.max_frames * tool.max_pixels > rollout.max_batch_pixels:
+        raise ConfigError(f"one clip (tool.max_frames x tool.max_pixels = {tool.max_frames * tool.max_pixels}) "
+                          f"exceeds rollout.max_batch_pixels={rollout.max_batch_pixels}")
 
 
 def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, overrides: Sequence[str] = (),

@@ -31,7 +31,7 @@ class PhaseTimer:
 
 
 class MetricsLogger:
-    FILES = ("metrics.jsonl", "samples.jsonl", "data_order.jsonl")
+    FILES = ("metrics.jsonl", "samples.jsonl", "data_order.jsonl", "skipped_records.jsonl")
 
     def __init__(self, out_dir: str, wandb_project: str = "", config: dict | None = None,
                  resume_step: int | None = None):

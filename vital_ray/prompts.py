@@ -64,7 +64,13 @@ def prompt_string(question: str, duration: float, tool_schemas: list[dict] | Non
 def clip_turn_string(result_text: str, with_video: bool) -> str:
     """The tool turn appended after a `</tool_call>` stop (VITAL's wrapper, spec 2.4). Error results are text."""
     video = VIDEO_PLACEHOLDER if with_video else ""
-    return f"<|im_end|>\n<|im_start|>tool\n{video}{result_text}<|im_end|>\n<|im_start|>assistant\n"
+    return f"<|im_end|>\n<|im_start|>tool\n{video}{plain_text(result_text)}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def plain_text(text: str) -> str:
+    """Tool-turn text may echo model-written strings (an unknown tool name): no lone surrogates (the tokenizer
+    rejects them) and no special-token markup (a stray `<|video_pad|>` would claim a clip that is not there)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("<|", "< |")
 
 
 def answer_turn_end() -> str:

@@ -62,6 +62,10 @@ class RolloutStats:
         }
 
 
+def video_pixels(t: Trajectory) -> int:
+    return sum(v.shape[0] * v.shape[1] * v.shape[2] for v in t.videos)
+
+
 class RolloutScheduler:
     def __init__(self, codec: TokenCodec, cfg: RolloutConfig, sampling: SamplingParams, generate: GenerateFn,
                  call_tool: ToolFn, num_gen_workers: int, tools_enabled: bool = True):
@@ -85,7 +89,7 @@ class RolloutScheduler:
         idle_since: float | None = None
         while ready or gens or tools:
             while ready and len(gens) < self.slots:
-                batch = [ready.popleft() for _ in range(min(self.cfg.batch_size, len(ready)))]
+                batch = self._take(ready)
                 gens.add(asyncio.ensure_future(self._timed_generate([self._request(t) for t in batch])))
             if not gens and tools and idle_since is None:
                 idle_since = time.perf_counter()
@@ -115,6 +119,18 @@ class RolloutScheduler:
                 idle_since = None
         stats.wall_s = time.perf_counter() - t_start
         return stats
+
+    def _take(self, ready: deque[Trajectory]) -> list[Trajectory]:
+        """The next batch: up to `batch_size` trajectories whose clips fit `max_batch_pixels` together (a lone
+        trajectory always goes: its clips are bounded by the tool's frames x pixels per call)."""
+        batch, pixels = [], 0
+        while ready and len(batch) < self.cfg.batch_size:
+            px = video_pixels(ready[0])
+            if batch and pixels + px > self.cfg.max_batch_pixels:
+                break
+            batch.append(ready.popleft())
+            pixels += px
+        return batch
 
     async def _timed_generate(self, requests: list[dict]):
         t0 = time.perf_counter()

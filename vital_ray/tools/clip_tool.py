@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vital_ray.config import ToolConfig
-from vital_ray.tools.video_io import VideoClip, VideoError, finish_frames, open_video
+from vital_ray.tools.video_io import VideoClip, VideoError, open_video, read_frames
 
 TOOL_NAME = "get_video_clip_frame"
 TOOL_SCHEMA = {
@@ -45,15 +45,21 @@ def _fail(reason: str) -> ToolResult:
     return ToolResult(False, None, reason, f"Error: {TOOL_NAME} tool execution failed: {reason}")
 
 
+def _clip_repr(value, limit: int = 40) -> str:
+    """Model-written values echoed in error turns stay short (they cost the trajectory's token budget)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
 def _as_time(name: str, value) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number, got {value!r}")
     try:
         t = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit JSON integer
+        raise ValueError(f"{name} must be a number, got {_clip_repr(value)}") from None
     if not math.isfinite(t):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite, got {_clip_repr(value)}")
     return t
 
 
@@ -71,7 +77,7 @@ def get_video_clip_frame(video_path: str, start_time, end_time, duration: float,
     except ValueError as e:
         return _fail(str(e))
     try:
-        src = open_video(video_path, cfg.backend, cfg.source_fps)
+        src = open_video(video_path, cfg.backend, cfg.source_fps, cfg.max_source_pixels)
         fps = cfg.source_fps
         n_grid = max(1, int(math.floor(src.duration * fps)))
         lo, hi = math.ceil(start * fps), min(math.floor(end * fps), n_grid - 1)
@@ -83,9 +89,8 @@ def get_video_clip_frame(video_path: str, start_time, end_time, duration: float,
             keep = idx[np.linspace(0, len(idx) - 1, cfg.max_frames).round().astype(int)]
             fps_eff = len(keep) / len(idx) * fps
             idx = keep
-        raw = src.get_frames([i / fps for i in idx])
         stamps = [start + i / fps_eff for i in range(len(idx))]
-        frames = finish_frames(raw, stamps, cfg.min_pixels, cfg.max_pixels, cfg.draw_timestamps)
+        frames = read_frames(src, [i / fps for i in idx], stamps, cfg.min_pixels, cfg.max_pixels, cfg.draw_timestamps)
     except VideoError as e:
         return _fail(str(e))
     except ValueError as e:  # e.g. absurd aspect ratio
@@ -97,8 +102,8 @@ def get_video_clip_frame(video_path: str, start_time, end_time, duration: float,
 def execute_tool_call(name: str, arguments: dict, video_path: str, duration: float, cfg: ToolConfig) -> ToolResult:
     """Dispatch a parsed call; unknown tools and wrong argument sets are error results."""
     if name != TOOL_NAME:
-        return ToolResult(False, None, f"unknown tool {name!r}",
-                          f"Error: Tool {name} not found in tools list (available: {TOOL_NAME})")
+        return ToolResult(False, None, f"unknown tool {_clip_repr(name)}",
+                          f"Error: Tool {_clip_repr(name)} not found in tools list (available: {TOOL_NAME})")
     if not isinstance(arguments, dict):
         return _fail("arguments must be an object")
     required = {"start_time", "end_time"}

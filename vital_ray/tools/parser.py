@@ -36,6 +36,8 @@ def parse_turn(text: str) -> ParsedTurn:
             obj = json.loads(calls[0].strip(), parse_constant=_reject_constant)
         except (json.JSONDecodeError, ValueError) as e:
             return ParsedTurn("error", error=f"tool call is not valid JSON: {e}")
+        except RecursionError:  # e.g. "[[[[..." : json's C scanner gives up past ~1000 levels
+            return ParsedTurn("error", error="tool call is not valid JSON: nested too deeply")
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             return ParsedTurn("error", error='tool call needs a string "name"')
         if not isinstance(obj.get("arguments"), dict):

@@ -20,6 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+MAX_SOURCE_PIXELS = 1920 * 1088  # default decode size cap (ToolConfig.max_source_pixels)
+DECODE_CHUNK_BYTES = 256 * 2**20  # raw frames held at once before resizing: bounds a call's memory
+DURATION_SLACK = (1.02, 1.0)  # a record may claim up to 2 % + 1 s more than the file holds
 
 
 class VideoError(Exception):
@@ -79,28 +82,39 @@ class VideoSource:
     duration: float
     fps: float
     num_frames: int
+    pixels: int  # of one decoded frame
 
     def get_frames(self, times: list[float]) -> np.ndarray:
         raise NotImplementedError
 
 
 class DecordSource(VideoSource):
-    def __init__(self, path: str):
+    """decord over the file; frames above `max_pixels` are scaled down by decord's decoder (an 8000x8000 clip
+    would otherwise take 192 MB per frame before the tool's resize)."""
+
+    def __init__(self, path: str, max_pixels: int = MAX_SOURCE_PIXELS):
         import decord
 
         if not os.path.isfile(path):
             raise VideoError(path, "no such file")
         if os.path.getsize(path) == 0:
             raise VideoError(path, "empty file")
+        codec, w, h = probe(path)
+        size = scaled_size(w, h, max_pixels)
         try:
-            self.vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+            self.vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1,
+                                         **({"width": size[0], "height": size[1]} if size else {}))
             self.num_frames = len(self.vr)
             self.fps = float(self.vr.get_avg_fps())
         except Exception as e:  # decord raises RuntimeError / DECORDError for corrupt or truncated files
-            raise VideoError(path, _short(e)) from None
+            reason = _short(e)
+            if "cannot find video stream" in reason:  # the container is fine, decord lacks the decoder
+                reason = f"unsupported codec {codec}: decord cannot decode it; re-encode to H.264"
+            raise VideoError(path, reason) from None
         if self.num_frames <= 0 or not self.fps > 0:
             raise VideoError(path, "no decodable frames")
         self.path = path
+        self.pixels = size[0] * size[1] if size else w * h
         self.duration = self.num_frames / self.fps
         self.lock = threading.Lock()  # one VideoReader is not safe across threads
 
@@ -111,6 +125,33 @@ class DecordSource(VideoSource):
                 return self.vr.get_batch(idx).asnumpy()
         except Exception as e:
             raise VideoError(self.path, _short(e)) from None
+
+
+def probe(path: str) -> tuple[str, int, int]:
+    """(codec, width, height) of the first video stream, read from the container headers (no decoding)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            streams = container.streams.video
+            if not streams:
+                raise VideoError(path, "no video stream")
+            ctx = streams[0].codec_context
+            tag = (ctx.codec_tag or "").strip("\x00 ")  # the container's fourcc, e.g. av01, vvc1, avc1
+            codec = f"{tag} ({ctx.name})" if tag.isalnum() else ctx.name
+            return codec, int(streams[0].width), int(streams[0].height)
+    except VideoError:
+        raise
+    except Exception as e:  # av.FFmpegError subclasses: invalid data, truncated, not a media file
+        raise VideoError(path, _short(e)) from None
+
+
+def scaled_size(w: int, h: int, max_pixels: int) -> tuple[int, int] | None:
+    """(width, height) within `max_pixels`, aspect kept, even sides; None when the frame already fits."""
+    if w * h <= max_pixels:
+        return None
+    scale = math.sqrt(max_pixels / (w * h))
+    return max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
 
 
 class FrameDirSource(VideoSource):
@@ -125,6 +166,11 @@ class FrameDirSource(VideoSource):
             raise VideoError(path, f"no frame directory {self.path} with *_<n>.jpg files")
         self.files, self.fps, self.num_frames = files, fps, len(files)
         self.duration = self.num_frames / fps
+        try:
+            with Image.open(files[0]) as im:  # header only
+                self.pixels = im.width * im.height
+        except OSError as e:
+            raise VideoError(files[0], _short(e)) from None
 
     def get_frames(self, times: list[float]) -> np.ndarray:
         out = []
@@ -147,18 +193,19 @@ _CACHE: OrderedDict[tuple, VideoSource] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-def open_video(path: str, backend: str = "decord", frame_fps: float = 2.0) -> VideoSource:
+def open_video(path: str, backend: str = "decord", frame_fps: float = 2.0,
+               max_pixels: int = MAX_SOURCE_PIXELS) -> VideoSource:
     """Open (and cache, LRU 8 per process) a video: tool actors serve many calls on the same file."""
     try:
         stamp = os.path.getmtime(path) if backend == "decord" else 0.0
     except OSError:
         raise VideoError(path, "no such file") from None
-    key = (path, backend, stamp)
+    key = (path, backend, stamp, max_pixels)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    src = DecordSource(path) if backend == "decord" else FrameDirSource(path, frame_fps)
+    src = DecordSource(path, max_pixels) if backend == "decord" else FrameDirSource(path, frame_fps)
     with _CACHE_LOCK:
         _CACHE[key] = src
         while len(_CACHE) > 8:
@@ -166,9 +213,21 @@ def open_video(path: str, backend: str = "decord", frame_fps: float = 2.0) -> Vi
     return src
 
 
-def finish_frames(frames: np.ndarray, stamps: list[float], min_pixels: int, max_pixels: int,
-                  draw: bool) -> np.ndarray:
-    """Resize within the pixel budget, burn in timestamps, pad to an even count (Qwen's temporal patch of 2)."""
+def read_frames(src: VideoSource, times: list[float], stamps: list[float], min_pixels: int, max_pixels: int,
+                draw: bool) -> np.ndarray:
+    """Decode at `times` in chunks of at most DECODE_CHUNK_BYTES raw pixels, resize each chunk within the pixel
+    budget and burn in `stamps`, then pad to an even count (Qwen's temporal patch of 2). Peak memory is one
+    chunk plus the small output, however long the clip or large the source."""
+    per = max(1, DECODE_CHUNK_BYTES // (3 * max(1, src.pixels)))
+    out: list[np.ndarray] = []
+    for i in range(0, len(times), per):
+        out += _finish(src.get_frames(times[i:i + per]), stamps[i:i + per], min_pixels, max_pixels, draw)
+    if len(out) % 2:
+        out.append(out[-1])
+    return np.stack(out).astype(np.uint8, copy=False)
+
+
+def _finish(frames: np.ndarray, stamps: list[float], min_pixels: int, max_pixels: int, draw: bool) -> list:
     h, w = frames.shape[1:3]
     rh, rw = smart_resize(h, w, 28, min_pixels, max_pixels)
     out = []
@@ -177,16 +236,18 @@ def finish_frames(frames: np.ndarray, stamps: list[float], min_pixels: int, max_
             # reducing_gap: box-reduce first on large downscales (~2x faster, same look at these sizes)
             f = np.asarray(Image.fromarray(f).resize((rw, rh), Image.BICUBIC, reducing_gap=3.0))
         out.append(draw_timestamp(f, t) if draw else f)
-    if len(out) % 2:
-        out.append(out[-1])
-    return np.stack(out).astype(np.uint8, copy=False)
+    return out
 
 
-def sample_global_view(path: str, duration: float, cfg, backend: str = "decord") -> VideoClip:
-    """Uniform frames over the whole video: at `cfg.fps`, at most `cfg.max_frames` (VITAL's global view)."""
-    src = open_video(path, backend)
+def sample_global_view(path: str, duration: float, cfg, backend: str = "decord",
+                       max_source_pixels: int = MAX_SOURCE_PIXELS) -> VideoClip:
+    """Uniform frames over the whole video: at `cfg.fps`, at most `cfg.max_frames` (VITAL's global view).
+    A record claiming more seconds than the file holds is an error (its tool calls and labels would be off)."""
+    src = open_video(path, backend, max_pixels=max_source_pixels)
+    if duration and duration > src.duration * DURATION_SLACK[0] + DURATION_SLACK[1]:
+        raise VideoError(path, f"the record's duration {duration:.2f} s exceeds the file's {src.duration:.2f} s")
     duration = min(duration, src.duration) if duration and duration > 0 else src.duration
     n = max(1, min(cfg.max_frames, int(duration * cfg.fps)))
     times = [(i + 0.5) * duration / n for i in range(n)]
-    frames = finish_frames(src.get_frames(times), times, cfg.min_pixels, cfg.max_pixels, cfg.draw_timestamps)
+    frames = read_frames(src, times, times, cfg.min_pixels, cfg.max_pixels, cfg.draw_timestamps)
     return VideoClip(frames, n / duration, 0.0, duration, times)
