@@ -31,10 +31,14 @@ class ModelBundle:
 
     @property
     def suppressed_ids(self) -> list[int]:
-        """Ids the policy must never sample: vision placeholders (they break the training forward,
-        cpu-feasibility.md 3.6) and the embedding rows past the tokenizer's vocabulary."""
-        vision = [self.token_id(t) for t in VISION_TOKENS]
-        return vision + list(range(len(self.tokenizer), self.model.config.text_config.vocab_size))
+        return suppressed_token_ids(self.tokenizer, self.model.config.text_config.vocab_size)
+
+
+def suppressed_token_ids(tokenizer, vocab_size: int) -> list[int]:
+    """Ids the policy must never sample (every backend): vision placeholders (they break the training forward,
+    cpu-feasibility.md 3.6) and the embedding rows past the tokenizer's vocabulary."""
+    vision = [tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
+    return vision + list(range(len(tokenizer), vocab_size))
 
 
 def _tiny_config(tok, cfg: ModelConfig):
