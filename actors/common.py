@@ -43,3 +43,28 @@ def free_port_outside_ray_range() -> int:
             except OSError:
                 continue
     raise RuntimeError("no free port in 8090-9989")
+
+
+def gang_options(n: int, num_cpus: float, num_gpus: float, what: str, timeout_s: float = 180.0) -> list[dict]:
+    """Per-actor Ray options for a pool of `n`. GPU pools get a placement group (one {CPU, GPU} bundle per actor,
+    PACK): the pool is placed whole or not at all, and its GPUs are reserved, so pools never share a GPU.
+    CPU pools use plain resources."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    base = {"num_cpus": num_cpus, "num_gpus": num_gpus}
+    if num_gpus <= 0:
+        return [dict(base) for _ in range(n)]
+    bundle = {"CPU": num_cpus, "GPU": num_gpus} if num_cpus > 0 else {"GPU": num_gpus}
+    pg = ray.util.placement_group([dict(bundle) for _ in range(n)], strategy="PACK")
+    wait_placed([pg.ready()], f"placement group of {what} ({n} x {bundle})", timeout_s)
+    return [dict(base, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i))
+            for i in range(n)]
+
+
+def placement() -> dict:
+    """Where this actor runs: node id and the GPU ids Ray assigned it (tests and operators check disjointness)."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    return {"node": ctx.get_node_id(), "gpus": [str(g) for g in ray.get_gpu_ids()]}

@@ -84,7 +84,7 @@ def rollout(engine, trajs, turns: int, gen: int, codec, video, duration, tool_cf
     for turn in range(turns):
         reqs = [GenRequest(str(i), t["ids"], t["videos"], gen) for i, t in enumerate(trajs)]
         t0 = time.perf_counter()
-        res = engine.generate(reqs, SamplingParams(temperature=1.0, seed=seed + turn, stop_strings=()))
+        res = engine.generate(reqs, SamplingParams(temperature=1.0, seed=seed + turn, stop_strings=(), ignore_eos=True))
         dt = time.perf_counter() - t0
         stats["gen_s"] += dt
         n_new = sum(len(r.token_ids) for r in res)
@@ -158,7 +158,7 @@ def sync(learner, engine, dtype) -> float:
 def bare_engine(engine, calls) -> float:
     """Tokens/s of the engine alone on the step's own generation calls: for vLLM, `LLM.generate` on prompts and
     sampling params converted beforehand (prefix cache reset first); for transformers, `HFEngine.generate`."""
-    sampling = SamplingParams(temperature=1.0, seed=7, stop_strings=())
+    sampling = SamplingParams(temperature=1.0, seed=7, stop_strings=(), ignore_eos=True)
     gen_s, new = 0.0, 0
     for call in calls:
         if hasattr(engine, "llm"):
@@ -167,7 +167,7 @@ def bare_engine(engine, calls) -> float:
             from vital_ray.rollout.vllm_engine import sampling_kwargs, to_vllm_prompt
 
             prompts = [to_vllm_prompt(r, engine.video_token_id) for r in call["requests"]]
-            params = [VSP(**sampling_kwargs(sampling, r.max_new_tokens, engine.suppressed, [], True))
+            params = [VSP(**sampling_kwargs(sampling, r.max_new_tokens, engine.suppressed, []))
                       for r in call["requests"]]
             engine.llm.reset_prefix_cache()
             t0 = time.perf_counter()
@@ -234,7 +234,6 @@ def main(argv=None) -> dict:
         from vital_ray.rollout.engine import HFEngine
 
         engine = HFEngine(path, "bfloat16" if dev.type == "cuda" else "float32", args.device)
-    engine.ignore_eos = True
     sync_dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     first_sync = sync(learner, engine, sync_dtype)  # the engine now serves the learner's weights
     setup_s = time.perf_counter() - t_setup

@@ -113,7 +113,7 @@ def test_sampling_suppresses_vision_tokens_and_stops_on_tool_calls():
     assert set(kw["logit_bias"]) == {151652, VID} and max(kw["logit_bias"].values()) <= -1e4
     assert kw["stop_token_ids"] == [151658, 151645] and kw["stop"] == ["</answer>"]
     assert kw["include_stop_str_in_output"] and not kw["skip_special_tokens"]
-    fixed = sampling_kwargs(SamplingParams(), 8, [], [151658], ignore_eos=True)
+    fixed = sampling_kwargs(SamplingParams(ignore_eos=True), 8, [], [151658])
     assert fixed["ignore_eos"] and fixed["stop_token_ids"] == [] and fixed["stop"] == []
 
 

@@ -136,14 +136,14 @@ def install_position_rule() -> None:
 # -- sampling and results ----------------------------------------------------------------------------------------
 
 def sampling_kwargs(sampling: SamplingParams, max_new_tokens: int, suppressed_ids: list[int],
-                    stop_token_ids: list[int], ignore_eos: bool = False) -> dict:
+                    stop_token_ids: list[int]) -> dict:
     """Our SamplingParams -> vllm.SamplingParams kwargs."""
     kw = dict(max_tokens=int(max_new_tokens), temperature=float(sampling.temperature), top_p=float(sampling.top_p),
               repetition_penalty=float(sampling.repetition_penalty), logprobs=0, seed=sampling.seed,
               logit_bias={int(t): SUPPRESS_BIAS for t in suppressed_ids},
               stop_token_ids=list(stop_token_ids), stop=list(sampling.stop_strings),
-              include_stop_str_in_output=True, skip_special_tokens=False, ignore_eos=ignore_eos)
-    if ignore_eos:  # benchmarks: fixed-length turns
+              include_stop_str_in_output=True, skip_special_tokens=False, ignore_eos=sampling.ignore_eos)
+    if sampling.ignore_eos:  # benchmarks: fixed-length turns
         kw.update(stop_token_ids=[], stop=[])
     return kw
 
@@ -260,7 +260,6 @@ class VLLMEngine(RolloutEngine):
         self.suppressed = suppressed_token_ids(self.tok, self.config.text_config.vocab_size)
         self.bucket_mb = rollout.weight_bucket_mb
         self.version = 0
-        self.ignore_eos = False  # benchmarks set it for fixed-length turns
 
     def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
         from vllm import SamplingParams as VSP
@@ -268,7 +267,7 @@ class VLLMEngine(RolloutEngine):
         t0 = time.perf_counter()
         prompts = [to_vllm_prompt(r, self.video_token_id) for r in requests]
         params = [VSP(**sampling_kwargs(sampling, r.max_new_tokens, self.suppressed,
-                                        [self.tool_end_id, self.eos_id], self.ignore_eos)) for r in requests]
+                                        [self.tool_end_id, self.eos_id])) for r in requests]
         outs = self.llm.generate(prompts, params, use_tqdm=False)
         total = time.perf_counter() - t0
         results, n_new, n_prompt = [], 0, 0

@@ -202,6 +202,11 @@ class FSDPLearner:
             if n := self._hf_name(k):
                 yield n, v
 
+    def weight_specs(self, dtype: torch.dtype | None = None) -> list[tuple[str, torch.dtype, tuple]]:
+        """(HF name, dtype sent, full shape) in `iter_full_weights` order: the plan receivers allocate from."""
+        return [(n, dtype or v.dtype, tuple(v.shape)) for k, v in self.policy.state_dict().items()
+                if (n := self._hf_name(k))]
+
     def _hf_name(self, key: str) -> str | None:
         """PolicyScorer key -> HF parameter name; None for the LM head when it is tied to the embeddings."""
         name = key.removeprefix("model.")

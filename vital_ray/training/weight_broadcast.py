@@ -91,3 +91,20 @@ def receive_state(group: SyncGroup, entries: list[BucketEntry],
         on_bucket(unpack(buf, bucket))
         got += n
     return got
+
+
+def send_stream(group: SyncGroup, named: Iterable[tuple[str, torch.Tensor]], entries: list[BucketEntry]) -> int:
+    """Sender, streaming: tensors arrive one at a time (e.g. FSDP all-gathers) in plan order; each bucket is
+    broadcast as soon as it is complete. Returns bytes sent."""
+    it, sent = iter(named), 0
+    for bucket in by_bucket(entries):
+        tensors = []
+        for e in bucket:
+            name, t = next(it)
+            if name != e.name:
+                raise RuntimeError(f"weight stream out of plan order: got {name}, planned {e.name}")
+            tensors.append(t)
+        buf = pack(tensors, group.device)
+        group.broadcast(buf, src=0)
+        sent += buf.numel()
+    return sent
