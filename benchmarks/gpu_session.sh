@@ -7,7 +7,7 @@
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # never NVLink multicast
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 HF_HUB_OFFLINE=1
-export RAY_USAGE_STATS_ENABLED=0 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+export VLLM_USE_FLASHINFER_SAMPLER=0 RAY_USAGE_STATS_ENABLED=0 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 ROOT=$PWD
 SRC=$ROOT/.gpu/src
 SITE=/tmp/site
@@ -35,6 +35,10 @@ for stage in "$@"; do
     cat /tmp/parts/vllm.part.* > /tmp/vllm.tar.xz && sha256sum /tmp/vllm.tar.xz && tar -xJf /tmp/vllm.tar.xz -C $SITE && rm /tmp/vllm.tar.xz
     python3 -c "import vllm, vllm.entrypoints.llm; print('vllm', vllm.__version__)" 2>&1 | tail -5
     ;;
+  extra)  # wheels carried after the first call (e.g. an older openai that still uses httpx)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .gpu/w*/*.whl 2>&1 | tail -3
+    python3 -c "import vllm, vllm.entrypoints.llm; print('vllm', vllm.__version__)" 2>&1 | tail -5
+    ;;
   ray)
     log ray install
     cat /tmp/parts/ray.part.* > /tmp/ray-2.60.0-cp312-cp312-manylinux2014_x86_64.whl && sha256sum /tmp/ray-*.whl
@@ -43,7 +47,7 @@ for stage in "$@"; do
     ;;
   test_cuda)  # the learner options and the NCCL broadcast path on real GPUs
     log test_cuda
-    python3 -m pytest -q -p no:cacheprovider $SRC/tests/test_gpu_cuda.py 2>&1 | tail -15
+    (cd $SRC && timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_gpu_cuda.py 2>&1 | tail -15)
     ;;
   hf)  # issue 8 with the transformers backend on the GPU
     log hf step
@@ -51,16 +55,16 @@ for stage in "$@"; do
     ;;
   vllm_test)
     log vllm tests
-    python3 -m pytest -q -x -p no:cacheprovider $SRC/tests/test_vllm_gpu.py 2>&1 | tail -25
+    (cd $SRC && timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_vllm_gpu.py 2>&1 | tail -25)
     ;;
   vllm_step)
     log vllm step
-    python3 $SRC/benchmarks/gpu_step.py --preset 3b --backend vllm --trajs 64 --gen 256 --out $RES/gpu_step_vllm.json 2>&1 | grep -v Warning | tail -45
+    timeout 190 python3 $SRC/benchmarks/gpu_step.py --preset 3b --backend vllm --trajs 64 --gen 256 --out $RES/gpu_step_vllm.json > $RES/vllm_step.log 2>&1; grep -v Warning $RES/vllm_step.log | tail -45
     ;;
   multi)  # issue 10: pools on separate GPUs, NCCL vs object-store sync, learner scaling
     log multi
     B=${MULTI_BACKEND:-vllm}
-    python3 $SRC/benchmarks/multi_gpu.py --preset 3b --backend $B --trajs 32 --gen 128 --out $RES/multi_gpu.json 2>&1 | grep -v -i warn | tail -40
+    timeout 240 python3 $SRC/benchmarks/multi_gpu.py --preset 3b --backend $B --trajs 16 --gen 64 --out $RES/multi_gpu.json > $RES/multi.log 2>&1; grep -v -i warn $RES/multi.log | grep -v "^INFO\|^\s*$" | tail -40
     ;;
   *) echo "unknown stage $stage"; exit 2;;
   esac

@@ -42,7 +42,7 @@ def test_nccl_bucketed_broadcast_is_exact_gpu():
     ps = [ctx.Process(target=_bcast, args=(r, port, q)) for r in range(2)]
     for p in ps:
         p.start()
-    res = dict(q.get(timeout=180) for _ in range(2))
+    res = dict(q.get(timeout=90) for _ in range(2))
     for p in ps:
         p.join(60)
     assert res == {0: True, 1: True}
@@ -78,7 +78,7 @@ def test_fsdp2_bf16_checkpointing_token_budget_on_cuda_gpu(tmp_path):
     ps = [ctx.Process(target=_learn, args=(r, world, port, path, q)) for r in range(world)]
     for p in ps:
         p.start()
-    res = dict(q.get(timeout=300) for _ in range(world))
+    res = dict(q.get(timeout=150) for _ in range(world))
     for p in ps:
         p.join(60)
     assert all(np.isfinite(r["grad"]) and r["grad"] > 0 and r["fp32"] for r in res.values())

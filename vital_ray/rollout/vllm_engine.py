@@ -237,6 +237,7 @@ class VLLMEngine(RolloutEngine):
 
     def __init__(self, model_path: str, rollout, model, **overrides):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # position rule + in-place weight loads
+        os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")  # flashinfer is optional; torch sampling works
         from transformers import AutoTokenizer
         from vllm import LLM
 
