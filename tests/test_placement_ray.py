@@ -22,7 +22,7 @@ def fake_gpu_cluster():
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1})
-    cluster.add_node(num_cpus=2, num_gpus=2)
+    cluster.add_node(num_cpus=2, num_gpus=1)
     ray.init(address=cluster.address, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
     yield cluster
@@ -34,13 +34,13 @@ def test_pools_get_disjoint_gpus_and_nccl_path_syncs_mock_gpu(fake_gpu_cluster, 
     model = ModelConfig()
     rollout = RolloutPool(tiny_model_path, RolloutConfig(num_workers=1, num_cpus_per_worker=0.5,
                                                          num_gpus_per_worker=1), model)
-    learner = LearnerPool(tiny_model_path, LearnerConfig(num_workers=2, num_cpus_per_worker=0.5, num_gpus_per_worker=1,
+    learner = LearnerPool(tiny_model_path, LearnerConfig(num_workers=1, num_cpus_per_worker=0.5, num_gpus_per_worker=1,
                                                          lr=1e-2), AlgoConfig(kl_coef=0.0), model)
     places = rollout.placements() + learner.placements()
     pairs = [(p["node"], g) for p in places for g in p["gpus"]]
     assert all(len(p["gpus"]) == 1 for p in places)
-    assert len(pairs) == 3 and len(set(pairs)) == 3  # three actors, three different (node, GPU) pairs
-    assert len({p["node"] for p in places}) == 2  # the three GPUs span both nodes
+    assert len(pairs) == 2 and len(set(pairs)) == 2  # two pools, two different (node, GPU) pairs
+    assert len({p["node"] for p in places}) == 2  # one GPU per node: the pools had to go to both nodes
 
     with pytest.raises(RuntimeError, match="placement group of rollout pool"):  # every GPU is taken
         gang_options(1, 0.5, 1, "rollout pool", timeout_s=5)
@@ -54,7 +54,7 @@ def test_pools_get_disjoint_gpus_and_nccl_path_syncs_mock_gpu(fake_gpu_cluster, 
     mask = np.zeros(len(ids), np.int8)
     mask[-6:] = 1
     clip = VideoRef(frames, (2, 56, 56, 3), 2.0, 0.0, 1.0)
-    learner.policy_update([TrainSample(np.asarray(ids), mask, np.zeros(len(ids), np.float32), [clip], 1.0)] * 2)
+    learner.policy_update([TrainSample(np.asarray(ids), mask, np.zeros(len(ids), np.float32), [clip], 1.0)])
     m = learner.sync_nccl(rollout.workers, 1, "float32")
     assert m["sync/mb"] > 1 and m["sync/load_s"] > 0
     entries, refs, _ = learner.push_weights()
