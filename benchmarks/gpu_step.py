@@ -155,6 +155,15 @@ def sync(learner, engine, dtype) -> float:
     return time.perf_counter() - t0
 
 
+def save_result(result: dict, out: str, skip=()) -> None:
+    """Print the summary (all but `skip`) and write the full result as JSON to `out` (if given)."""
+    print(json.dumps({k: v for k, v in result.items() if k not in skip}, indent=1), flush=True)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def bare_engine(engine, calls) -> float:
     """Tokens/s of the engine alone on the step's own generation calls: for vLLM, `LLM.generate` on prompts and
     sampling params converted beforehand (prefix cache reset first); for transformers, `HFEngine.generate`."""
@@ -295,11 +304,7 @@ def main(argv=None) -> dict:
                     "weight_sync_s<1": last["sync_s"] < 1.0, "mfu>=0.35": last["mfu"] >= 0.35},
         "torch": torch.__version__, "backend_dist": backend,
     }
-    print(json.dumps({k: v for k, v in result.items() if k != "steps"}, indent=1), flush=True)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    save_result(result, args.out, skip=("steps",))
     pool.shutdown()
     return result
 

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.gpu_step import PEAK_BF16, build_requests, make_frame_dir, train_flops  # noqa: E402
+from benchmarks.gpu_step import PEAK_BF16, build_requests, make_frame_dir, save_result, train_flops  # noqa: E402
 from vital_ray.batch import TrainSample  # noqa: E402
 from vital_ray.config import (AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, ToolConfig,  # noqa: E402
                               ToolPoolConfig, VideoViewConfig)
@@ -215,11 +215,7 @@ def main(argv=None) -> dict:
         if len(scaling) > 1:
             result["speedup_1_to_max"] = scaling[0]["update_s"] / scaling[-1]["update_s"]
     tools.shutdown()
-    print(json.dumps({k: v for k, v in result.items() if k not in ("steps", "placements")}, indent=1), flush=True)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    save_result(result, args.out, skip=("steps", "placements"))
     ray.shutdown()
     return result
 

@@ -66,20 +66,11 @@ def _learn(rank, world, port, path, q):
 
 
 def test_fsdp2_bf16_checkpointing_token_budget_on_cuda_gpu(tmp_path):
+    from tests.test_gpu_learner_options import _spawn
     from vital_ray.config import ModelConfig
     from vital_ray.models import ensure_model_folder
-    from vital_ray.training.fsdp import free_port
 
     path = ensure_model_folder(ModelConfig(tiny_hidden=256, cache_dir=str(tmp_path)))
-    world = min(2, torch.cuda.device_count())
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    port = free_port()
-    ps = [ctx.Process(target=_learn, args=(r, world, port, path, q)) for r in range(world)]
-    for p in ps:
-        p.start()
-    res = dict(q.get(timeout=150) for _ in range(world))
-    for p in ps:
-        p.join(60)
+    res = _spawn(min(2, torch.cuda.device_count()), path, _learn, timeout=150)
     assert all(np.isfinite(r["grad"]) and r["grad"] > 0 and r["fp32"] for r in res.values())
     assert len({r["mbs"] for r in res.values()}) == 1

@@ -85,16 +85,17 @@ def _worker(rank, world, port, path, q):
     q.put((rank, res))
 
 
-def _spawn(world, path):
+def _spawn(world, path, target=None, timeout=240):
+    """Run `target(rank, world, port, path, queue)` in `world` spawned processes; -> {rank: result}."""
     from vital_ray.training.fsdp import free_port
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     port = free_port()
-    procs = [ctx.Process(target=_worker, args=(r, world, port, path, q)) for r in range(world)]
+    procs = [ctx.Process(target=target or _worker, args=(r, world, port, path, q)) for r in range(world)]
     for p in procs:
         p.start()
-    out = dict(q.get(timeout=240) for _ in range(world))
+    out = dict(q.get(timeout=timeout) for _ in range(world))
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
