@@ -7,7 +7,7 @@ import time
 import ray
 import torch
 
-from actors.common import gang_options, limit_threads, placement, wait_placed
+from actors.common import gang_options, limit_threads, placement, release, wait_placed
 from vital_ray.batch import TrainSample, shard_balanced
 from vital_ray.config import AlgoConfig, LearnerConfig, ModelConfig
 from vital_ray.training import checkpoint, fsdp
@@ -99,7 +99,7 @@ class LearnerPool:
         self.cfg = learner
         threads = max(1, int(learner.num_cpus_per_worker))
         n = learner.num_workers
-        opts = gang_options(n, learner.num_cpus_per_worker, learner.num_gpus_per_worker, "learner pool")
+        opts, self.pg = gang_options(n, learner.num_cpus_per_worker, learner.num_gpus_per_worker, "learner pool")
         self.workers = [LearnerWorker.options(**o).remote(r, n, threads) for r, o in enumerate(opts)]
         self.sync_ready = False
         addr, port = wait_placed([self.workers[0].rendezvous.remote()], f"learner rank 0 of {n}")[0]
@@ -160,6 +160,7 @@ class LearnerPool:
     def shutdown(self):
         for w in self.workers:
             ray.kill(w)
+        release(self.pg)
 
 
 def _mean_metrics(parts: list[dict]) -> dict:

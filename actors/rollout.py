@@ -8,7 +8,7 @@ import time
 import numpy as np
 import ray
 
-from actors.common import gang_options, limit_threads, placement, wait_placed
+from actors.common import gang_options, limit_threads, placement, release, wait_placed
 from vital_ray.config import ModelConfig, RolloutConfig
 from vital_ray.models.inputs import VideoInput
 from vital_ray.rollout.engine import GenRequest, GenResult, SamplingParams
@@ -85,7 +85,7 @@ class RolloutPool:
 
     def __init__(self, model_path: str, rollout: RolloutConfig, model: ModelConfig):
         threads = max(1, int(rollout.num_cpus_per_worker))
-        opts = gang_options(rollout.num_workers, rollout.num_cpus_per_worker, rollout.num_gpus_per_worker,
+        opts, self.pg = gang_options(rollout.num_workers, rollout.num_cpus_per_worker, rollout.num_gpus_per_worker,
                             "rollout pool")
         self.workers = [RolloutWorker.options(**o).remote(model_path, rollout, model, threads) for o in opts]
         wait_placed([w.ready.remote() for w in self.workers], f"{len(self.workers)} rollout workers")
@@ -119,3 +119,4 @@ class RolloutPool:
     def shutdown(self):
         for w in self.workers:
             ray.kill(w)
+        release(self.pg)

@@ -64,4 +64,7 @@ def test_pools_get_disjoint_gpus_and_nccl_path_syncs_mock_gpu(fake_gpu_cluster, 
     assert ray.get(rollout.workers[0].ready.remote()) == 1
     rollout.shutdown()
     learner.shutdown()
+    opts, pg = gang_options(2, 0.5, 1, "pool after shutdown", timeout_s=60)  # both GPUs were given back
+    assert len(opts) == 2
+    ray.util.remove_placement_group(pg)
 
