@@ -116,3 +116,17 @@ def test_token_budget_ranks_with_different_counts_stay_in_lockstep(tiny_model_pa
     assert r[0]["mbs"] == r[1]["mbs"] == 3
     assert r[0]["tokens"] == 6 * 2 and r[1]["tokens"] == 18 * 2  # fillers count no tokens (2 epochs)
     assert r[0]["lp_len"] == 1 and r[1]["lp_len"] == 3
+
+
+def test_gpu_config_fields_are_validated_at_start_up():
+    from vital_ray.config import ConfigError, DGRPOJobConfig, load_config
+
+    cfg = load_config(DGRPOJobConfig, None, ["learner.sync_method=nccl", "learner.mixed_precision=bf16",
+                                             "rollout.backend=vllm", "rollout.sleep_mode=true"])
+    assert cfg.learner.sync_method == "nccl" and cfg.rollout.sleep_mode
+    for bad, key in (("learner.sync_method=pigeon", "learner.sync_method"),
+                     ("learner.mixed_precision=fp8", "learner.mixed_precision"),
+                     ("rollout.gpu_memory_utilization=0", "rollout.gpu_memory_utilization"),
+                     ("rollout.load_format=magic", "rollout.load_format")):
+        with pytest.raises(ConfigError, match=key):
+            load_config(DGRPOJobConfig, None, [bad])
