@@ -165,29 +165,22 @@ def save_result(result: dict, out: str, skip=()) -> None:
 
 
 def bare_engine(engine, calls) -> float:
-    """Tokens/s of the engine alone on the step's own generation calls: for vLLM, `LLM.generate` on prompts and
-    sampling params converted beforehand (prefix cache reset first); for transformers, `HFEngine.generate`."""
+    """Tokens/s of vLLM alone on the step's own generation calls: `LLM.generate` on prompts and sampling params
+    converted beforehand (prefix cache reset first)."""
     sampling = SamplingParams(temperature=1.0, seed=7, stop_strings=(), ignore_eos=True)
     gen_s, new = 0.0, 0
     for call in calls:
-        if hasattr(engine, "llm"):
-            from vllm import SamplingParams as VSP
+        from vllm import SamplingParams as VSP
 
-            from vital_ray.rollout.vllm_engine import sampling_kwargs, to_vllm_prompt
+        from vital_ray.rollout.vllm_engine import sampling_kwargs, to_vllm_prompt
 
-            prompts = [to_vllm_prompt(r, engine.video_token_id) for r in call["requests"]]
-            params = [VSP(**sampling_kwargs(sampling, r.max_new_tokens, engine.suppressed, []))
-                      for r in call["requests"]]
-            engine.llm.reset_prefix_cache()
-            t0 = time.perf_counter()
-            outs = engine.llm.generate(prompts, params, use_tqdm=False)
-            gen_s += time.perf_counter() - t0
-            new += sum(len(o.outputs[0].token_ids) for o in outs)
-        else:
-            t0 = time.perf_counter()
-            res = engine.generate(call["requests"], sampling)
-            gen_s += time.perf_counter() - t0
-            new += sum(len(r.token_ids) for r in res)
+        prompts = [to_vllm_prompt(r, engine.video_token_id) for r in call["requests"]]
+        params = [VSP(**sampling_kwargs(sampling, r.max_new_tokens, engine.suppressed, [])) for r in call["requests"]]
+        engine.llm.reset_prefix_cache()
+        t0 = time.perf_counter()
+        outs = engine.llm.generate(prompts, params, use_tqdm=False)
+        gen_s += time.perf_counter() - t0
+        new += sum(len(o.outputs[0].token_ids) for o in outs)
     return new / gen_s
 
 
@@ -204,6 +197,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--token-budget", type=int, default=16384, help="learner micro-batch token budget")
     ap.add_argument("--no-ac", action="store_true", help="no activation checkpointing")
     ap.add_argument("--gpu-mem", type=float, default=0.3, help="vLLM gpu_memory_utilization")
+    ap.add_argument("--eager", action="store_true", help="vLLM without torch.compile/CUDA graphs (starts ~1 min sooner)")
     ap.add_argument("--out", default="")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vital_gpu_step"))
     args = ap.parse_args(argv)
@@ -234,7 +228,7 @@ def main(argv=None) -> dict:
                          activation_checkpointing=not args.no_ac, max_tokens_per_micro_batch=args.token_budget)
     learner = FSDPLearner(path, lcfg, AlgoConfig(kl_coef=0.0), "float32", device=dev)
     rcfg = RolloutConfig(backend=args.backend, gpu_memory_utilization=args.gpu_mem, load_format="dummy",
-                         max_model_len=32768, enforce_eager=False)
+                         max_model_len=32768, enforce_eager=args.eager)
     if args.backend == "vllm":
         from vital_ray.rollout.vllm_engine import VLLMEngine
 
@@ -288,8 +282,11 @@ def main(argv=None) -> dict:
         print(f"step {step}: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in steps[-1].items() if k != '_calls'})}",
               flush=True)
     last = steps[-1]
-    bare_tps = statistics.median(bare_engine(engine, last["_calls"]) for _ in range(3))
     gen_ex_tool = last["gen_tokens"] / (last["rollout_s"] - last["tool_s"])
+    # only vLLM has an engine call below our conversion layer; for transformers both sides are HFEngine.generate
+    bare_tps = statistics.median(bare_engine(engine, last["_calls"]) for _ in range(3)) if hasattr(engine, "llm") \
+        else float("nan")
+    overhead = 1.0 - gen_ex_tool / bare_tps
     for s in steps:
         s.pop("_calls")
     result = {
@@ -299,8 +296,8 @@ def main(argv=None) -> dict:
         "activation_checkpointing": not args.no_ac, "token_budget": args.token_budget, "setup_s": setup_s,
         "first_sync_s": first_sync, "steps": steps, "bare_engine_tokens_per_s": bare_tps,
         "rollout_tokens_per_s_ex_tool": gen_ex_tool,
-        "orchestration_overhead": 1.0 - gen_ex_tool / bare_tps,
-        "targets": {"orchestration_overhead<=0.10": 1.0 - gen_ex_tool / bare_tps <= 0.10,
+        "orchestration_overhead": overhead,
+        "targets": {"orchestration_overhead<=0.10": overhead <= 0.10 if overhead == overhead else None,
                     "weight_sync_s<1": last["sync_s"] < 1.0, "mfu>=0.35": last["mfu"] >= 0.35},
         "torch": torch.__version__, "backend_dist": backend,
     }
