@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import ray
+import torch
 
-from actors.common import limit_threads, wait_placed
+from actors.common import gang_options, limit_threads, placement, release, wait_placed
 from vital_ray.batch import TrainSample, shard_balanced
 from vital_ray.config import AlgoConfig, LearnerConfig, ModelConfig
 from vital_ray.training import checkpoint, fsdp
@@ -60,6 +61,34 @@ class LearnerWorker:
     def save_checkpoint(self, path: str, state: dict) -> str:
         return checkpoint.save(self.learner, path, state)
 
+    def placement(self) -> dict:
+        return placement()
+
+    # -- NCCL weight sync: rank 0 joins a group with the rollout workers and broadcasts buckets ------------------
+    def weight_plan(self, bucket_mb: int, dtype: str):
+        from vital_ray.training.weights import plan_buckets
+
+        return plan_buckets(self.learner.weight_specs(getattr(torch, dtype)), bucket_mb) if self.rank == 0 else None
+
+    def join_sync_group(self, addr: str, port: int, world: int) -> int:
+        from vital_ray.training.weight_broadcast import SyncGroup
+
+        self.sync_group = SyncGroup(addr, port, 0, world, self.learner.device)
+        return 0
+
+    def broadcast_weights(self, entries, dtype: str) -> float:
+        """Collective over the learner ranks (all-gathers); rank 0 streams the buckets to the group."""
+        from vital_ray.training.weight_broadcast import send_stream
+
+        t0 = time.perf_counter()
+        stream = self.learner.iter_full_weights(getattr(torch, dtype))
+        if self.rank == 0:
+            send_stream(self.sync_group, stream, entries)
+        else:
+            for _ in stream:
+                pass
+        return time.perf_counter() - t0
+
     def load_checkpoint(self, path: str) -> dict:
         return checkpoint.load(self.learner, path)
 
@@ -73,10 +102,11 @@ class LearnerPool:
     def __init__(self, model_path: str, learner: LearnerConfig, algo: AlgoConfig, model: ModelConfig,
                  ref_path: str | None = None):
         self.cfg = learner
-        opts = {"num_cpus": learner.num_cpus_per_worker, "num_gpus": learner.num_gpus_per_worker}
         threads = max(1, int(learner.num_cpus_per_worker))
         n = learner.num_workers
-        self.workers = [LearnerWorker.options(**opts).remote(r, n, threads) for r in range(n)]
+        opts, self.pg = gang_options(n, learner.num_cpus_per_worker, learner.num_gpus_per_worker, "learner pool")
+        self.workers = [LearnerWorker.options(**o).remote(r, n, threads) for r, o in enumerate(opts)]
+        self.sync_ready = False
         addr, port = wait_placed([self.workers[0].rendezvous.remote()], f"learner rank 0 of {n}")[0]
         self._all([w.setup.remote(addr, port, model_path, learner, algo, model, ref_path) for w in self.workers],
                   "setup")
@@ -135,10 +165,32 @@ class LearnerPool:
     def load_checkpoint(self, path: str) -> dict:
         return self._all([w.load_checkpoint.remote(path) for w in self.workers], "load_checkpoint")[0]
 
+    def placements(self) -> list[dict]:
+        return ray.get([w.placement.remote() for w in self.workers])
+
+    def sync_nccl(self, rollout_workers: list, version: int, dtype: str = "bfloat16") -> dict:
+        """Learner rank 0 -> every rollout worker, bucketed broadcast over one torch.distributed group (NCCL on
+        GPUs, gloo on CPU); built on first use. Returns seconds (wall, learner side, slowest receiver)."""
+        t0 = time.perf_counter()
+        if not self.sync_ready:
+            addr, port = ray.get(self.workers[0].rendezvous.remote())
+            world = 1 + len(rollout_workers)
+            ray.get([self.workers[0].join_sync_group.remote(addr, port, world)]
+                    + [w.join_sync_group.remote(addr, port, i + 1, world) for i, w in enumerate(rollout_workers)])
+            self.sync_ready = True
+        t1 = time.perf_counter()
+        entries = ray.get(self.workers[0].weight_plan.remote(self.cfg.sync_bucket_mb, dtype))
+        send = [w.broadcast_weights.remote(entries, dtype) for w in self.workers]
+        recv = [w.receive_weights.remote(entries, version) for w in rollout_workers]
+        send_s, recv_s = ray.get(send), ray.get(recv)
+        return {"sync/setup_s": t1 - t0, "sync/wall_s": time.perf_counter() - t1, "sync/send_s": max(send_s),
+                "sync/load_s": max(recv_s), "sync/mb": sum(e.nbytes for e in entries) / 2**20}
+
     def shutdown(self):
         for w in self.workers:
             ray.kill(w)
-        self.workers = []
+        release(self.pg)
+        self.workers, self.pg = [], None  # idempotent: a failed step already shut the pool down
 
 
 def _mean_metrics(parts: list[dict]) -> dict:

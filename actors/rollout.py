@@ -9,7 +9,7 @@ import time
 import numpy as np
 import ray
 
-from actors.common import limit_threads, wait_placed
+from actors.common import gang_options, limit_threads, placement, release, wait_placed
 from vital_ray.config import ModelConfig, RolloutConfig
 from vital_ray.models.inputs import VideoInput
 from vital_ray.rollout.engine import GenRequest, GenResult, SamplingParams
@@ -61,6 +61,28 @@ class RolloutWorker:
         """Per-parameter sums: lets tests and operators confirm which weights a worker serves."""
         return {k: float(v.double().sum()) for k, v in self.engine.model.state_dict().items()}
 
+    def placement(self) -> dict:
+        return placement()
+
+    def join_sync_group(self, addr: str, port: int, rank: int, world: int) -> int:
+        """Join the learner's weight-broadcast group (NCCL on the engine's GPU, gloo on CPU)."""
+        import torch
+
+        from vital_ray.training.weight_broadcast import SyncGroup
+
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        self.sync_group = SyncGroup(addr, port, rank, world, device)
+        return rank
+
+    def receive_weights(self, entries, version: int) -> float:
+        """Receive the buckets broadcast by learner rank 0, loading each into the engine as it arrives."""
+        from vital_ray.training.weight_broadcast import receive_state
+
+        t0 = time.perf_counter()
+        receive_state(self.sync_group, entries, self.engine.load_weights)
+        self.version = version
+        return time.perf_counter() - t0
+
     def update_weights(self, entries, version: int, *buckets: np.ndarray) -> float:
         """One call per sync: all buckets arrive as top-level args, resolved by Ray from the object store."""
         t0 = time.perf_counter()
@@ -73,10 +95,10 @@ class RolloutPool:
     """Dispatches generation batches to idle workers; `generate` is awaited by the rollout scheduler."""
 
     def __init__(self, model_path: str, rollout: RolloutConfig, model: ModelConfig):
-        opts = {"num_cpus": rollout.num_cpus_per_worker, "num_gpus": rollout.num_gpus_per_worker}
         threads = max(1, int(rollout.num_cpus_per_worker))
-        self.workers = [RolloutWorker.options(**opts).remote(model_path, rollout, model, threads)
-                        for _ in range(rollout.num_workers)]
+        opts, self.pg = gang_options(rollout.num_workers, rollout.num_cpus_per_worker, rollout.num_gpus_per_worker,
+                            "rollout pool")
+        self.workers = [RolloutWorker.options(**o).remote(model_path, rollout, model, threads) for o in opts]
         wait_placed([w.ready.remote() for w in self.workers], f"{len(self.workers)} rollout workers")
         self.idle: asyncio.Queue | None = None
         self.weights = None  # (entries, bucket refs, version) of the last sync: what a restarted worker reloads
@@ -139,6 +161,10 @@ class RolloutPool:
                 seconds.append(asyncio.run(self._restore(w)))
         return max(seconds)
 
+    def placements(self) -> list[dict]:
+        return ray.get([w.placement.remote() for w in self.workers])
+
     def shutdown(self):
         for w in self.workers:
             ray.kill(w)
+        release(self.pg)

@@ -172,6 +172,10 @@ class RLSession(ToolSession):
             t.reward, t.reward_components, t.correct = res.total, dict(res.components), bool(res.correct)
 
     def sync_weights(self, learner) -> dict:
+        if self.cfg.learner.sync_method == "nccl":  # GPU to GPU, no host copy (falls back to gloo on CPU)
+            self.weights_version += 1
+            dtype = "bfloat16" if self.cfg.rollout.backend == "vllm" or self.cfg.model.dtype == "bfloat16" else "float32"
+            return learner.sync_nccl(self.gen_pool.workers, self.weights_version, dtype)
         entries, refs, gather_s = learner.push_weights()
         self.weights_version += 1
         load_s = self.gen_pool.update_weights(entries, refs, self.weights_version)

@@ -50,3 +50,31 @@ def shard_balanced(samples: list[TrainSample], world: int) -> list[list[TrainSam
 
 def micro_batches(samples: list[TrainSample], micro_batch_size: int) -> list[list[TrainSample]]:
     return [samples[i:i + micro_batch_size] for i in range(0, len(samples), micro_batch_size)]
+
+
+def token_budget_batches(samples: list[TrainSample], max_tokens: int) -> list[list[TrainSample]]:
+    """Dynamic micro-batches: consecutive samples (order kept, so results map back) while the padded size
+    (count x longest) fits `max_tokens`; a sample longer than the budget gets a micro-batch of its own."""
+    out: list[list[TrainSample]] = []
+    cur: list[TrainSample] = []
+    longest = 0
+    for s in samples:
+        n = max(longest, s.num_tokens)
+        if cur and n * (len(cur) + 1) > max_tokens:
+            out.append(cur)
+            cur, n = [], s.num_tokens
+        cur.append(s)
+        longest = n
+    if cur:
+        out.append(cur)
+    return out
+
+
+def pad_micro_batches(mbs: list[list[TrainSample]], count: int) -> list[list[TrainSample]]:
+    """Append zero-weight filler micro-batches up to `count`, so every FSDP rank runs the same number of
+    forward/backward passes (their collectives must pair up)."""
+    if not mbs or len(mbs) >= count:
+        return mbs
+    f = mbs[-1][-1]
+    filler = TrainSample(f.token_ids, f.loss_mask, f.logprobs, f.videos, 0.0, 0.0)
+    return mbs + [[filler] for _ in range(count - len(mbs))]

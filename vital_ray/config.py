@@ -129,6 +129,14 @@ class RolloutConfig:
     max_total_tokens: int = 512  # generated + tool tokens per trajectory (hard cap, spec section 10.8)
     batch_size: int = 8  # trajectories generated together per backend call
     max_batch_pixels: int = 2**26  # video pixels (frames x H x W, all clips) in one backend call; >= 1 trajectory
+    # vLLM backend (GPU): memory share, CUDA graphs, colocated sleep/wake, context, clips per prompt, weights
+    gpu_memory_utilization: float = 0.5
+    enforce_eager: bool = False
+    sleep_mode: bool = False  # colocated with the learner: free the GPU between rollouts
+    max_model_len: int = 16384
+    max_videos_per_prompt: int = 8
+    load_format: str = "auto"  # dummy: random weights (benchmarks; the learner pushes real ones)
+    weight_bucket_mb: int = 512
 
 
 @dataclass
@@ -158,6 +166,10 @@ class LearnerConfig:
     ppo_epochs: int = 1
     sync_bucket_mb: int = 64
     step_timeout_s: float = 3600.0  # any learner call (update, sync, checkpoint) longer than this fails the step
+    sync_method: str = "object_store"  # object_store: numpy buckets via Ray | nccl: bucketed broadcast on GPUs
+    mixed_precision: str = "none"  # bf16: fp32 master weights, bf16 compute (FSDP2 MixedPrecisionPolicy)
+    activation_checkpointing: bool = False
+    max_tokens_per_micro_batch: int = 0  # > 0: dynamic micro-batches by token budget instead of micro_batch_size
 
 
 @dataclass
@@ -310,6 +322,9 @@ _CHOICES = {
     "algo.estimator": ("dgrpo", "grpo"),
     "learner.backend": ("auto", "gloo", "nccl"),
     "model.dtype": ("float32", "bfloat16"),
+    "learner.sync_method": ("object_store", "nccl"),
+    "learner.mixed_precision": ("none", "bf16"),
+    "rollout.load_format": ("auto", "dummy", "safetensors"),
     "reward.time_scope": ("answer", "response"),
     "data.on_bad_record": ("skip", "fail"),
 }
@@ -373,6 +388,8 @@ def _validate(cfg: Any) -> None:
         raise ConfigError(f"tool_pool: need 1 <= min_workers ({pool.min_workers}) <= max_workers "
                           f"({pool.max_workers}), scale_up_queue >= 1, max_concurrency >= 1, autoscale_interval_s > 0, "
                           "idle_s_before_shrink >= 0, num_cpus_per_worker >= 0")
+    if rollout is not None and not 0.0 < rollout.gpu_memory_utilization <= 1.0:
+        raise ConfigError(f"rollout.gpu_memory_utilization must be in (0, 1], got {rollout.gpu_memory_utilization}")
     tool = getattr(cfg, "tool", None)
     if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
         raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")

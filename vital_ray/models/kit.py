@@ -31,10 +31,14 @@ class ModelBundle:
 
     @property
     def suppressed_ids(self) -> list[int]:
-        """Ids the policy must never sample: vision placeholders (they break the training forward,
-        cpu-feasibility.md 3.6) and the embedding rows past the tokenizer's vocabulary."""
-        vision = [self.token_id(t) for t in VISION_TOKENS]
-        return vision + list(range(len(self.tokenizer), self.model.config.text_config.vocab_size))
+        return suppressed_token_ids(self.tokenizer, self.model.config.text_config.vocab_size)
+
+
+def suppressed_token_ids(tokenizer, vocab_size: int) -> list[int]:
+    """Ids the policy must never sample (every backend): vision placeholders (they break the training forward,
+    cpu-feasibility.md 3.6) and the embedding rows past the tokenizer's vocabulary."""
+    vision = [tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
+    return vision + list(range(len(tokenizer), vocab_size))
 
 
 def _tiny_config(tok, cfg: ModelConfig):
@@ -67,15 +71,44 @@ def _tiny_config(tok, cfg: ModelConfig):
     )
 
 
-def build_tiny_model_folder(path: str, cfg: ModelConfig) -> str:
-    """Write a random-weight Qwen2.5-VL with the real architecture and tokenizer as a normal HF folder."""
+# Qwen2.5-VL-3B-Instruct's shapes (its config.json), for GPU benchmarks with random weights (no downloads there)
+QWEN2_5_VL_3B = dict(
+    text=dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+              num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6, vocab_size=151936,
+              rope_parameters={"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1e6}),
+    vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
+                fullatt_block_indexes=[7, 15, 23, 31]),
+)
+
+
+def _preset_config(tok, preset: dict):
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>", *VISION_TOKENS)}
+    return Qwen2_5_VLConfig(
+        text_config=dict(**preset["text"], bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"], tie_word_embeddings=True),
+        vision_config=dict(**preset["vision"], patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                           window_size=112, tokens_per_second=2, hidden_act="silu"),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+
+
+def build_tiny_model_folder(path: str, cfg: ModelConfig, preset: dict | None = None, device: str = "cpu",
+                            dtype: torch.dtype = torch.float32) -> str:
+    """Write a random-weight Qwen2.5-VL with the real architecture and tokenizer as a normal HF folder: the tiny
+    one from `cfg`, or a `preset`'s shapes (e.g. QWEN2_5_VL_3B, built on `device` in `dtype`)."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from vital_ray.models.processor import build_processor
 
     tok = build_qwen_tokenizer()
     torch.manual_seed(cfg.seed)
-    model = Qwen2_5_VLForConditionalGeneration(_tiny_config(tok, cfg))
+    config = _preset_config(tok, preset) if preset else _tiny_config(tok, cfg)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration(config).to(dtype)
     os.makedirs(path, exist_ok=True)
     model.save_pretrained(path)
     build_processor(tok).save_pretrained(path)

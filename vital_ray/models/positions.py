@@ -8,6 +8,7 @@ learner log-probs come from the same positions whatever engine runs the rollout.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 VIDEO_TYPE = 2
@@ -44,7 +45,10 @@ def mrope_positions(input_ids: torch.Tensor, video_grids: list[list[int]], secon
         count = t * h * w
         if ids[i:i + count] != [video_token_id] * count or (i + count < n and ids[i + count] == video_token_id):
             raise ValueError(f"video {v}: expected a run of exactly {count} video tokens at position {i}")
-        t_idx = (torch.arange(t) * (second_per_grid[v] * tokens_per_second)).long()
+        # second_per_grid is rounded to float32 first: vLLM's processor hands it over as a float32 tensor, and
+        # every engine must floor the same product (cpu-feasibility.md 3.5)
+        t_factor = float(np.float32(second_per_grid[v])) * tokens_per_second
+        t_idx = torch.floor(torch.arange(t, dtype=torch.float64) * t_factor).long()
         grid = torch.stack(torch.meshgrid(t_idx, torch.arange(h), torch.arange(w), indexing="ij")).reshape(3, -1)
         pos[:, i:i + count] = grid + st
         st = int(pos[:, i:i + count].max()) + 1

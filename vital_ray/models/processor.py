@@ -11,7 +11,10 @@ import torch
 import torch.nn.functional as F
 import transformers
 from transformers.image_processing_utils import BatchFeature
-from transformers.video_processing_utils import VideoProcessorMixin
+try:
+    from transformers.video_processing_utils import VideoProcessorMixin
+except ImportError:  # transformers 5.17 (the GPU image) names the base class BaseVideoProcessor
+    from transformers.video_processing_utils import BaseVideoProcessor as VideoProcessorMixin
 from transformers.video_utils import make_batched_metadata, make_batched_videos
 
 from vital_ray.models import vision
@@ -62,7 +65,18 @@ def build_processor(tokenizer):
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessorPil
 
     image = Qwen2VLImageProcessorPil(size={"shortest_edge": 4 * 784, "longest_edge": 256 * 784})
-    return Qwen2_5_VLProcessor(image_processor=image, tokenizer=tokenizer, video_processor=TorchQwen2VLVideoProcessor())
+    return Qwen2_5_VLProcessor(image_processor=image, tokenizer=tokenizer, video_processor=_video_processor())
+
+
+def _video_processor():
+    """transformers' own where torchvision exists (GPU machines), else the torch-only one above."""
+    try:
+        import torchvision  # noqa: F401
+        from transformers import Qwen2VLVideoProcessor
+
+        return Qwen2VLVideoProcessor(size={"shortest_edge": 784, "longest_edge": 16384 * 784}, do_sample_frames=False)
+    except (ImportError, RuntimeError):
+        return TorchQwen2VLVideoProcessor()
 
 
 def load_processor(path: str):

@@ -25,6 +25,7 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     stop_strings: tuple[str, ...] = ("</answer>",)
     seed: int | None = None
+    ignore_eos: bool = False  # fixed-length turns (benchmarks with random weights): only max_new_tokens stops
 
 
 @dataclass
@@ -121,7 +122,7 @@ class HFEngine(RolloutEngine):
                 t = int(tok[b])
                 new_ids[b].append(t)
                 new_lp[b].append(float(lp[b]))
-                reason = self._stop_reason(t, new_ids[b], sampling.stop_strings)
+                reason = "" if sampling.ignore_eos else self._stop_reason(t, new_ids[b], sampling.stop_strings)
                 if not reason and len(new_ids[b]) >= int(limits[b]):
                     reason = "length"
                 if reason:

@@ -32,17 +32,31 @@ def device_for(backend: str) -> torch.device:
     return torch.device("cpu")
 
 
-def shard_model(root: torch.nn.Module, device: torch.device, reshard_after_forward: bool = True):
-    """Shard every decoder layer and vision block, then the root (embeddings, LM head, norms, merger)."""
+def shard_model(root: torch.nn.Module, device: torch.device, reshard_after_forward: bool = True,
+                mixed_precision: str = "none"):
+    """Shard every decoder layer and vision block, then the root (embeddings, LM head, norms, merger).
+    mixed_precision="bf16": parameters stay fp32 (the optimizer's master copy), forward/backward run in bf16 and
+    gradients are reduced in fp32."""
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    kw = {"mesh": mesh, "reshard_after_forward": reshard_after_forward}
+    if mixed_precision == "bf16":
+        kw["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     for module in root.modules():
         if type(module).__name__ in ("Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"):
-            fully_shard(module, mesh=mesh, reshard_after_forward=reshard_after_forward)
-    fully_shard(root, mesh=mesh, reshard_after_forward=reshard_after_forward)
+            fully_shard(module, **kw)
+    fully_shard(root, **kw)
     return root
+
+
+def iter_full_tensors(root: torch.nn.Module, dtype: torch.dtype | None = None):
+    """Collective, one parameter at a time (all ranks, same order): yields (name, full tensor on this rank's
+    device), cast to `dtype`. The GPU-to-GPU sync path: no CPU copy, peak memory one full parameter."""
+    for name, t in root.state_dict().items():
+        full = t.full_tensor() if hasattr(t, "full_tensor") else t
+        yield name, full.to(dtype) if dtype is not None else full
 
 
 def full_state_dict(root: torch.nn.Module) -> dict[str, torch.Tensor]:

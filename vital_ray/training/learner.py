@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from vital_ray.algorithms.losses import kl_k3, policy_loss
-from vital_ray.batch import TrainSample, micro_batches
+from vital_ray.batch import TrainSample, micro_batches, pad_micro_batches, token_budget_batches
 from vital_ray.config import AlgoConfig, LearnerConfig
 from vital_ray.models.inputs import SeqInput, VideoInput, collate, model_kwargs
 from vital_ray.training import fsdp
@@ -44,13 +45,20 @@ class FSDPLearner:
                 m.model.visual.requires_grad_(False)
             return m
 
+        mp = learner.mixed_precision
+
         model = load(model_path)
+        if learner.activation_checkpointing:  # recompute each decoder layer in backward: memory for FLOPs
+            with warnings.catch_warnings():  # renamed in transformers 5.2x; the old name works on 5.17 and later
+                warnings.simplefilter("ignore", FutureWarning)
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.config = model.config
         self.pad_id = model.config.text_config.pad_token_id or 0
-        self.policy = fsdp.shard_model(PolicyScorer(model), self.device)
+        self.policy = fsdp.shard_model(PolicyScorer(model), self.device, mixed_precision=mp)
         self.ref = None
         if algo.kl_coef > 0:
-            self.ref = fsdp.shard_model(PolicyScorer(load(ref_path or model_path).requires_grad_(False)), self.device)
+            self.ref = fsdp.shard_model(PolicyScorer(load(ref_path or model_path).requires_grad_(False)), self.device,
+                                        mixed_precision=mp)
             self.ref.eval()
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=learner.lr, betas=tuple(learner.betas),
@@ -76,6 +84,18 @@ class FSDPLearner:
         batch["w"] = torch.repeat_interleave(torch.tensor([s.weight for s in samples]), counts).to(self.device)
         return batch
 
+    def _micro_batches(self, samples: list[TrainSample]) -> list[list[TrainSample]]:
+        """Fixed-size micro-batches, or dynamic ones by token budget; with several ranks every rank runs the
+        same number (zero-weight fillers appended), since each forward/backward holds FSDP collectives."""
+        if self.cfg.max_tokens_per_micro_batch <= 0:
+            return micro_batches(samples, self.cfg.micro_batch_size)
+        mbs = token_budget_batches(samples, self.cfg.max_tokens_per_micro_batch)
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            n = torch.tensor([len(mbs)], device=self.device)
+            dist.all_reduce(n, op=dist.ReduceOp.MAX)
+            mbs = pad_micro_batches(mbs, int(n.item()))
+        return mbs
+
     def _score(self, module, batch, with_entropy=False):
         return module(**model_kwargs(batch), score_mask=batch["score_mask"], with_entropy=with_entropy)
 
@@ -83,9 +103,13 @@ class FSDPLearner:
     @torch.no_grad()
     def logprobs(self, samples: list[TrainSample]) -> list[np.ndarray]:
         """Learner log-probs of each sample's loss-masked tokens (for parity checks and old-logprob recompute)."""
+        return self._logprobs_of(self._micro_batches(samples))[:len(samples)]  # fillers (appended last) dropped
+
+    @torch.no_grad()
+    def _logprobs_of(self, mbs: list[list[TrainSample]]) -> list[np.ndarray]:
         self.policy.eval()
         out = []
-        for mb in micro_batches(samples, self.cfg.micro_batch_size):
+        for mb in mbs:
             batch = self._batch(mb)
             lp, _ = self._score(self.policy, batch)
             counts = batch["score_mask"].sum(1).tolist()
@@ -95,8 +119,8 @@ class FSDPLearner:
     # -- updates --------------------------------------------------------------------------------------------
     def policy_update(self, samples: list[TrainSample]) -> dict:
         """PPO-clip (+dual clip) + k3 KL, token-mean per micro-batch / #micro-batches (verl semantics)."""
-        mbs = micro_batches(samples, self.cfg.micro_batch_size)
-        old_lp = self.logprobs(samples) if self.cfg.ppo_epochs > 1 else None
+        mbs = self._micro_batches(samples)
+        old_lp = self._logprobs_of(mbs) if self.cfg.ppo_epochs > 1 else None
         metrics: dict[str, list[float]] = {}
         for _ in range(self.cfg.ppo_epochs):
             self.policy.train()
@@ -134,7 +158,7 @@ class FSDPLearner:
         """Cross-entropy on loss-masked (assistant) tokens, summed then divided by their count."""
         self.policy.train()
         self.opt.zero_grad(set_to_none=True)
-        mbs = micro_batches(samples, self.cfg.micro_batch_size)
+        mbs = self._micro_batches(samples)
         total_tokens = sum(float((s.loss_mask > 0).sum()) * s.weight for s in samples)
         loss_sum = 0.0
         for mb in mbs:
@@ -169,10 +193,26 @@ class FSDPLearner:
     def full_state(self) -> dict[str, torch.Tensor]:
         """Collective. HF parameter names; the tied LM head is dropped when embeddings are tied."""
         state = fsdp.full_state_dict(self.policy)
-        out = {k.removeprefix("model."): v for k, v in state.items()}
-        if getattr(self.config, "tie_word_embeddings", False):
-            out.pop("lm_head.weight", None)
-        return out
+        return {n: v for k, v in state.items() if (n := self._hf_name(k))}
+
+    def iter_full_weights(self, dtype: torch.dtype | None = None):
+        """Collective generator: (HF name, full tensor on this rank's device) one parameter at a time, for the
+        GPU-to-GPU sync paths (same process, or NCCL broadcast)."""
+        for k, v in fsdp.iter_full_tensors(self.policy, dtype):
+            if n := self._hf_name(k):
+                yield n, v
+
+    def weight_specs(self, dtype: torch.dtype | None = None) -> list[tuple[str, torch.dtype, tuple]]:
+        """(HF name, dtype sent, full shape) in `iter_full_weights` order: the plan receivers allocate from."""
+        return [(n, dtype or v.dtype, tuple(v.shape)) for k, v in self.policy.state_dict().items()
+                if (n := self._hf_name(k))]
+
+    def _hf_name(self, key: str) -> str | None:
+        """PolicyScorer key -> HF parameter name; None for the LM head when it is tied to the embeddings."""
+        name = key.removeprefix("model.")
+        if name == "lm_head.weight" and getattr(self.config, "tie_word_embeddings", False):
+            return None
+        return name
 
     def optimizer_state(self) -> dict:
         """Collective. This rank's shard of the optimizer state (DTensors), for torch.distributed.checkpoint."""

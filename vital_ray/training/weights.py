@@ -6,6 +6,7 @@ handful of buckets in one call avoids per-tensor RPCs (the open-instruct #1535 f
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -25,23 +26,28 @@ class BucketEntry:
     nbytes: int
 
 
-def to_buckets(state: dict[str, torch.Tensor], bucket_mb: int) -> tuple[list[BucketEntry], list[np.ndarray]]:
+def plan_buckets(specs, bucket_mb: int) -> list[BucketEntry]:
+    """(name, torch dtype, shape) in order -> where each tensor's bytes sit in ~bucket_mb flat buckets.
+    Shared by the object-store path (numpy buckets) and the NCCL broadcast path (uint8 CUDA buckets)."""
     limit = max(1, bucket_mb) * 2**20
-    entries, buckets, current, used = [], [], [], 0
-    for name, t in state.items():
+    entries, bucket, used = [], 0, 0
+    for name, dtype, shape in specs:
+        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        if used and used + nbytes > limit:
+            bucket, used = bucket + 1, 0
+        entries.append(BucketEntry(name, str(dtype).removeprefix("torch."), tuple(shape), bucket, used, nbytes))
+        used += nbytes
+    return entries
+
+
+def to_buckets(state: dict[str, torch.Tensor], bucket_mb: int) -> tuple[list[BucketEntry], list[np.ndarray]]:
+    entries = plan_buckets([(k, v.dtype, tuple(v.shape)) for k, v in state.items()], bucket_mb)
+    parts: list[list[np.ndarray]] = [[] for _ in range(entries[-1].bucket + 1)] if entries else []
+    for e, t in zip(entries, state.values()):
         t = t.detach().cpu().contiguous()
         arr = t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
-        raw = arr.reshape(-1).view(np.uint8)
-        if current and used + raw.nbytes > limit:
-            buckets.append(np.concatenate(current))
-            current, used = [], 0
-        entries.append(BucketEntry(name, str(t.dtype).removeprefix("torch."), tuple(t.shape), len(buckets), used,
-                                   raw.nbytes))
-        current.append(raw)
-        used += raw.nbytes
-    if current:
-        buckets.append(np.concatenate(current))
-    return entries, buckets
+        parts[e.bucket].append(arr.reshape(-1).view(np.uint8))
+    return entries, [np.concatenate(p) for p in parts]
 
 
 def from_buckets(entries: list[BucketEntry], buckets: list[np.ndarray]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The lent GPU machine's side of a benchmark session (offline, torch 2.11+cu130 image; see README "GPU").
+# Run from the checkout root there with the code in .gpu/src, small wheels in .whl, and big files split into
+# .gpu/p<N>/ parts carried over successive calls to one warm machine:
+#   bash .gpu/src/benchmarks/gpu_session.sh <stage>...
+# Stages: setup | part | vllm | ray | env | test_cuda | hf | vllm_test | vllm_step | multi
+set -u
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # never NVLink multicast
+export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 HF_HUB_OFFLINE=1
+export VLLM_USE_FLASHINFER_SAMPLER=0 RAY_USAGE_STATS_ENABLED=0 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+ROOT=$PWD
+SRC=$ROOT/.gpu/src
+SITE=/tmp/site
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" /tmp/parts "$SITE"
+export PYTHONPATH=$SITE:$SRC
+RES=$OUT
+
+log() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+for stage in "$@"; do
+  case $stage in
+  setup)  # small wheels (pure python + a few binaries) into /tmp/site
+    log setup
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .whl/*.whl 2>&1 | tail -3
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python3 -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpus', torch.cuda.device_count(), 'transformers', transformers.__version__)"
+    ;;
+  part)  # keep this call's parts
+    for d in .gpu/p*/; do [ -d "$d" ] && cp -f "$d"* /tmp/parts/ 2>/dev/null; done
+    ls -la /tmp/parts
+    ;;
+  vllm)  # join the parts of the stripped vLLM tree (fa2 kernels, Rust frontend, sm100 headers removed)
+    log vllm install
+    cat /tmp/parts/vllm.part.* > /tmp/vllm.tar.xz && sha256sum /tmp/vllm.tar.xz && tar -xJf /tmp/vllm.tar.xz -C $SITE && rm /tmp/vllm.tar.xz
+    python3 -c "import vllm, vllm.entrypoints.llm; print('vllm', vllm.__version__)" 2>&1 | tail -5
+    ;;
+  extra)  # wheels carried after the first call (e.g. an older openai that still uses httpx)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .gpu/w*/*.whl 2>&1 | tail -3
+    python3 -c "import vllm, vllm.entrypoints.llm; print('vllm', vllm.__version__)" 2>&1 | tail -5
+    ;;
+  ray)
+    log ray install
+    cat /tmp/parts/ray.part.* > /tmp/ray-2.60.0-cp312-cp312-manylinux2014_x86_64.whl && sha256sum /tmp/ray-*.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $SITE /tmp/ray-*.whl 2>&1 | tail -3
+    python3 -c "import ray; print('ray', ray.__version__)" 2>&1 | tail -3
+    ;;
+  test_cuda)  # the learner options and the NCCL broadcast path on real GPUs
+    log test_cuda
+    (cd $SRC && timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_gpu_cuda.py 2>&1 | tail -15)
+    ;;
+  hf)  # issue 8 with the transformers backend on the GPU
+    log hf step
+    python3 $SRC/benchmarks/gpu_step.py --preset 3b --backend hf --trajs 32 --gen 128 --out $RES/gpu_step_hf.json 2>&1 | grep -v Warning | tail -45
+    ;;
+  vllm_test)
+    log vllm tests
+    (cd $SRC && timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_vllm_gpu.py 2>&1 | tail -25)
+    ;;
+  vllm_step)
+    log vllm step
+    timeout 420 python3 $SRC/benchmarks/gpu_step.py --preset 3b --backend vllm --trajs 64 --gen 256 --out $RES/gpu_step_vllm.json > $RES/vllm_step.log 2>&1; grep -v Warning $RES/vllm_step.log | tail -45
+    ;;
+  multi)  # issue 10: pools on separate GPUs, NCCL vs object-store sync, learner scaling
+    log multi
+    B=${MULTI_BACKEND:-vllm}
+    timeout 240 python3 $SRC/benchmarks/multi_gpu.py --preset 3b --backend $B --trajs 16 --gen 64 --out $RES/multi_gpu.json > $RES/multi.log 2>&1; grep -v -i warn $RES/multi.log | grep -v "^INFO\|^\s*$" | tail -40
+    ;;
+  *) echo "unknown stage $stage"; exit 2;;
+  esac
+done
+log done

@@ -1,0 +1,76 @@
+"""On real GPUs only (skipped elsewhere): the NCCL bucketed broadcast between two GPUs, and the FSDP2 learner on
+CUDA (bf16 mixed precision, activation checkpointing, token-budget micro-batches over 2 NCCL ranks)."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+if torch.cuda.device_count() < 1:
+    pytest.skip("needs a GPU", allow_module_level=True)
+os.environ.update(NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NVSHMEM_DISABLE_NVLS="1")
+
+
+def _bcast(rank, port, q):
+    from vital_ray.training import weight_broadcast as wb
+
+    torch.cuda.set_device(rank)
+    dev = torch.device("cuda", rank)
+    g = wb.SyncGroup("127.0.0.1", port, rank, 2, dev)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    state = {f"w{i}": torch.randn(1024, 1024 + i, generator=gen).to(torch.bfloat16) for i in range(6)}
+    state["f"] = torch.randn(333, generator=gen)
+    entries = wb.plan_for(state, 4)
+    if rank == 0:
+        wb.send_stream(g, ((k, v.to(dev)) for k, v in state.items()), entries)
+        q.put((rank, True))
+    else:
+        got = {}
+        wb.receive_state(g, entries, lambda d: got.update({k: v.cpu().clone() for k, v in d.items()}))
+        q.put((rank, all(torch.equal(got[k], v) for k, v in state.items()) and len({e.bucket for e in entries}) > 1))
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_nccl_bucketed_broadcast_is_exact_gpu():
+    from vital_ray.training.fsdp import free_port
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    port = free_port()
+    ps = [ctx.Process(target=_bcast, args=(r, port, q)) for r in range(2)]
+    for p in ps:
+        p.start()
+    res = dict(q.get(timeout=90) for _ in range(2))
+    for p in ps:
+        p.join(60)
+    assert res == {0: True, 1: True}
+
+
+def _learn(rank, world, port, path, q):
+    from tests.test_gpu_learner_options import _samples
+    from vital_ray.config import AlgoConfig, LearnerConfig
+    from vital_ray.training import fsdp
+    from vital_ray.training.learner import FSDPLearner
+
+    os.environ["LOCAL_RANK"] = str(rank)
+    backend = fsdp.init_distributed(rank, world, "127.0.0.1", port, "nccl")
+    dev = fsdp.device_for(backend)
+    samples = _samples(path, [0] if rank == 0 else [0, 60, 60])
+    lrn = FSDPLearner(path, LearnerConfig(lr=1e-4, mixed_precision="bf16", activation_checkpointing=True,
+                                          max_tokens_per_micro_batch=90), AlgoConfig(kl_coef=0.0), device=dev)
+    m = lrn.policy_update(samples)
+    q.put((rank, {"grad": m["grad_norm"], "tokens": m["tokens"], "mbs": len(lrn._micro_batches(samples)),
+                  "fp32": all(p.dtype == torch.float32 for p in lrn.policy.parameters())}))
+
+
+def test_fsdp2_bf16_checkpointing_token_budget_on_cuda_gpu(tmp_path):
+    from tests.test_gpu_learner_options import _spawn
+    from vital_ray.config import ModelConfig
+    from vital_ray.models import ensure_model_folder
+
+    path = ensure_model_folder(ModelConfig(tiny_hidden=256, cache_dir=str(tmp_path)))
+    res = _spawn(min(2, torch.cuda.device_count()), path, _learn, timeout=150)
+    assert all(np.isfinite(r["grad"]) and r["grad"] > 0 and r["fp32"] for r in res.values())
+    assert len({r["mbs"] for r in res.values()}) == 1
