@@ -41,7 +41,8 @@ def run_tool_call(name: str, arguments: dict, video: str, duration: float, cfg: 
     return _split(execute_tool_call(name, arguments, video, duration, cfg))
 
 
-def run_global_view(video: str, duration: float, cfg: VideoViewConfig, max_source_pixels: int):
+def run_global_view(video: str, duration: float, cfg: VideoViewConfig,
+                    max_source_pixels: int = ToolConfig.max_source_pixels):
     """The prompt's global view -> (metadata, uint8 frames); an unreadable video is an error result.
     `max_source_pixels` (tool.max_source_pixels) bounds decoding memory on huge-resolution videos."""
     from vital_ray.tools.clip_tool import ToolResult

@@ -58,20 +58,21 @@ def build_entrypoint(args: list[str]) -> str:
     return shlex.join(args)
 
 
-def use_token_auth_if_available() -> None:
-    """Ray's HTTP clients send the token only with RAY_AUTH_MODE=token; set it when a token exists."""
-    if os.environ.get("RAY_AUTH_MODE"):
-        return
-    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
-    if os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(token_file):
-        os.environ["RAY_AUTH_MODE"] = "token"
+def auth_headers() -> dict[str, str]:
+    """The cluster token as an explicit header, when one exists. Not via RAY_AUTH_MODE in os.environ: Ray reads
+    that once per process, so flipping it here would break a later local `ray.init` in the same process."""
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if not token and os.path.exists(path):
+        with open(path) as f:
+            token = f.read().strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def client(address: str):
-    use_token_auth_if_available()
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(address)
+    return JobSubmissionClient(address, headers=auth_headers())
 
 
 def submit(address: str, entrypoint: str, runtime_env: dict, submission_id: str | None = None) -> str:
