@@ -144,10 +144,6 @@ class RolloutPool:
                     raise
                 await asyncio.sleep(0.5)
 
-    def weights_checksum(self) -> dict[str, float]:
-        """Per-parameter sums: lets tests and operators confirm which weights a worker serves."""
-        return {k: float(v.double().sum()) for k, v in self.engine.model.state_dict().items()}
-
     def update_weights(self, entries, bucket_refs, version: int) -> float:
         # keeping the refs pins one copy of the weights in the object store until the next sync
         self.weights = (entries, list(bucket_refs), version)
