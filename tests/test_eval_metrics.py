@@ -3,7 +3,7 @@
 import pytest
 
 from vital_ray.evaluation.metrics import (
-    aggregate, iou_auc, multi_span_iou, score_sample, span_iop, span_iou, summary_table,
+    aggregate, iou_auc, score_sample, span_iop, span_iou, span_set_iou, summary_table,
 )
 from vital_ray.rewards.parsing import MalformedSolution
 
@@ -84,8 +84,8 @@ def test_vuetr_multi_span_iou_and_auc():
     r = rows("tg_multi", [(ans("12.2 - 19.5, 24 - 28.4"), [[12, 19], [24, 29]]),  # floor/ceil -> 12/13
                           (ans("0 - 16"), [[0, 32]])])                              # 16/32 = .5
     assert r[0]["iou"] == pytest.approx(12 / 13) and r[0]["pred"] == [[12, 20], [24, 29]]
-    assert multi_span_iou([], []) == 1.0 and multi_span_iou([(1, 2)], []) == 0.0
-    assert multi_span_iou([(0, 4), (2, 6)], [(0, 6)]) == 1.0  # overlapping predictions merged first
+    assert span_set_iou([], []) == 1.0 and span_set_iou([(1, 2)], []) == 0.0
+    assert span_set_iou([(0, 4), (2, 6)], [(0, 6)]) == 1.0  # overlapping predictions merged first
     # success(t) = 1 for t < .5, .5 for .5 <= t < 1, 0 at 1 (IoU > t): trapezoids on 0.01 steps ->
     # .49 + .0075 + .245 + .0025 = .745
     assert iou_auc([0.5, 1.0]) == pytest.approx(0.745)

@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Iterable, Sequence
 
 from vital_ray.rewards import task_rewards as tr
-from vital_ray.rewards.eval_metrics import mean_iou, mra, recall_at
+from vital_ray.rewards.eval_metrics import mean_iou, mra, multi_span_iou, recall_at
 from vital_ray.rewards.parsing import (
     Span, all_time_ranges, answer_or_text, as_number, as_pair, extract_time_range, first_float, mcq_letter,
 )
@@ -29,10 +29,6 @@ METRICS = ("tg", "tg_multi", "mcq", "gqa", "gqa_free", "mra", "open", "numeric",
 
 def span_iou(pred: Span | None, gt: Span | None) -> float:
     """Plain temporal IoU; 0 for a missing or reversed span or an empty union."""
-    if pred is None or gt is None or pred[1] < pred[0] or gt[1] < gt[0]:
-        return 0.0
-    if max(pred[1], gt[1]) - min(pred[0], gt[0]) <= 0:
-        return 0.0
     return temporal_iou(pred, gt, eps=0.0)
 
 
@@ -66,7 +62,7 @@ def _merge(spans: Sequence[Span]) -> list[list[float]]:
     return out
 
 
-def multi_span_iou(pred: Sequence[Span], gt: Sequence[Span]) -> float:
+def span_set_iou(pred: Sequence[Span], gt: Sequence[Span]) -> float:
     """VUE-TR's overlap: total intersection / total union of two span sets (predictions merged first, as
     `qa_eval.overlap_ratio`). No ground truth and no prediction is 1; one side empty is 0."""
     if not gt:
@@ -110,11 +106,11 @@ def score_sample(metric: str, response: str, solution, scope: str = "answer") ->
     text = response or ""
     if metric == "tg":
         pred = extract_time_range(tr.time_scope_text(text, scope))
-        iou = max(span_iou(pred, g) for g in gt_spans(solution))
+        iou = multi_span_iou(pred, gt_spans(solution), eps=0.0)
         return {"score": iou, "iou": iou, "pred": None if pred is None else list(pred)}
     if metric == "tg_multi":
         pred = [(math.floor(s), math.ceil(e)) for s, e in all_time_ranges(tr.time_scope_text(text, scope))]
-        iou = multi_span_iou(pred, gt_spans(solution))
+        iou = span_set_iou(pred, gt_spans(solution))
         return {"score": iou, "iou": iou, "pred": [list(p) for p in pred]}
     if metric in ("gqa", "gqa_free"):
         truth = solution if isinstance(solution, dict) else tr.parse_grounded_truth(solution).__dict__
@@ -126,7 +122,7 @@ def score_sample(metric: str, response: str, solution, scope: str = "answer") ->
             acc = float(letter == _letter(truth["answer"]))
         else:  # free-form grounded answer (VITAL's rextime format): ROUGE of the answer texts
             letter, acc = None, tr.rouge_mean_f(tr.split_span(answer)[0], str(truth["answer"]))
-        return {"score": acc, "correct": acc, "iou": max(span_iou(pred, g) for g in spans),
+        return {"score": acc, "correct": acc, "iou": multi_span_iou(pred, spans, eps=0.0),
                 "iop": max(span_iop(pred, g) for g in spans),
                 "pred": {"answer": letter, "span": None if pred is None else list(pred)}}
     if metric == "mcq":

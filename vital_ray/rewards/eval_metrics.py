@@ -6,7 +6,7 @@ import math
 from typing import Iterable, Sequence
 
 from vital_ray.rewards.parsing import Span, as_pair
-from vital_ray.rewards.temporal import temporal_iou
+from vital_ray.rewards.temporal import IOU_EPS, temporal_iou
 
 
 def mean_iou(ious: Iterable[float]) -> float:
@@ -21,12 +21,12 @@ def recall_at(ious: Iterable[float], thresholds: Sequence[float] = (0.3, 0.5, 0.
     return {f"R@{t:g}": sum(v >= t for v in values) / n for t in thresholds}
 
 
-def multi_span_iou(pred: Span | None, gt_spans) -> float:
+def multi_span_iou(pred: Span | None, gt_spans, eps: float = IOU_EPS) -> float:
     """IoU of one predicted span against several ground-truth spans: the best match (NExT-GQA has several).
-    A single [s, e] pair is accepted as one span."""
+    A single [s, e] pair is accepted as one span. eps=0: the plain IoU of the benchmark scripts."""
     single = as_pair(gt_spans)
     spans = [single] if single is not None else [as_pair(s) for s in gt_spans or ()]
-    return max((temporal_iou(pred, s) for s in spans if s is not None), default=0.0)
+    return max((temporal_iou(pred, s, eps) for s in spans if s is not None), default=0.0)
 
 
 def mra_thresholds(start: float = 0.5, end: float = 0.95, interval: float = 0.05) -> list[float]:
