@@ -73,23 +73,6 @@ def score_row(record, traj, scope: str) -> dict:
     return row
 
 
-def _session(cfg: DGRPOJobConfig, model_path: str):
-    """The rollout and tool pools of RLSession, without the reward pool (eval scores in the driver)."""
-    from actors.rollout import RolloutPool
-    from pipelines.session import RLSession, ToolSession
-
-    class EvalSession(RLSession):
-        def __init__(self):
-            ToolSession.__init__(self, cfg, model_path)
-            self.gen_pool = RolloutPool(model_path, cfg.rollout, cfg.model)
-
-        def shutdown(self) -> None:
-            self.gen_pool.shutdown()
-            self.tools.shutdown()
-
-    return EvalSession()
-
-
 def evaluate(cfg: DGRPOJobConfig) -> dict:
     """Run (or resume) one benchmark; returns the summary (also written to output_dir/summary.json)."""
     from tqdm import tqdm
@@ -150,11 +133,11 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
 
 
 def _run(cfg: DGRPOJobConfig, todo: list, pred_path: str, greedy, tqdm) -> None:
-    from pipelines.session import init_ray
+    from pipelines.session import RLSession, init_ray
     from vital_ray.models import ensure_model_folder
 
     init_ray(cfg)
-    session = _session(cfg, ensure_model_folder(cfg.model))
+    session = RLSession(cfg, ensure_model_folder(cfg.model), rewards=False)  # eval scores in the driver
     bar = tqdm(total=len(todo), desc=f"eval {cfg.eval.benchmark}", disable=not cfg.trainer.progress)
     try:
         for i in range(0, len(todo), cfg.eval.batch_size):

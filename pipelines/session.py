@@ -133,12 +133,13 @@ class ToolSession:
 
 
 class RLSession(ToolSession):
-    """Rollout + tool + reward pools and the multi-turn scheduler over them."""
+    """Rollout + tool + reward pools and the multi-turn scheduler over them (`rewards=False`: no reward pool,
+    for eval, which scores in the driver)."""
 
-    def __init__(self, cfg: DGRPOJobConfig, model_path: str):
+    def __init__(self, cfg: DGRPOJobConfig, model_path: str, rewards: bool = True):
         super().__init__(cfg, model_path)
         self.gen_pool = RolloutPool(model_path, cfg.rollout, cfg.model)
-        self.rewards = RewardPool(cfg.reward)
+        self.rewards = RewardPool(cfg.reward) if rewards else None
         self.weights_version = 0
 
     async def _rollout(self, records: list, group_size: int, sampling: SamplingParams):
@@ -184,4 +185,5 @@ class RLSession(ToolSession):
 
     def shutdown(self) -> None:
         for pool in (self.gen_pool, self.tools, self.rewards):
-            pool.shutdown()
+            if pool is not None:
+                pool.shutdown()
