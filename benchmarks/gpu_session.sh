@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The lent GPU machine's side of a benchmark session (offline, torch 2.11+cu130 image; see README "GPU").
-# Run from the checkout root there with the code in .gpu/src, small wheels in .whl, and big files split into
-# .gpu/p<N>/ parts carried over successive calls to one warm machine:
-#   bash .gpu/src/benchmarks/gpu_session.sh <stage>...
-# Stages: setup | part | vllm | ray | env | test_cuda | hf | vllm_test | vllm_step | multi
+# Run from the checkout root there (the code travels as the working tree), small wheels in .whl, and big files
+# split into .gpu/p<N>/ parts carried over successive calls to one warm machine:
+#   bash benchmarks/gpu_session.sh <stage>...
+# Stages: setup | part | extra | vllm | ray | test_cuda | learner | hf | vllm_test | vllm_step | multi
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # never NVLink multicast
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 HF_HUB_OFFLINE=1
 export VLLM_USE_FLASHINFER_SAMPLER=0 RAY_USAGE_STATS_ENABLED=0 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 ROOT=$PWD
-SRC=$ROOT/.gpu/src
+SRC=${SRC:-$ROOT}
 SITE=/tmp/site
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/parts "$SITE"
@@ -35,8 +35,8 @@ for stage in "$@"; do
     cat /tmp/parts/vllm.part.* > /tmp/vllm.tar.xz && sha256sum /tmp/vllm.tar.xz && tar -xJf /tmp/vllm.tar.xz -C $SITE && rm /tmp/vllm.tar.xz
     python3 -c "import vllm, vllm.entrypoints.llm; print('vllm', vllm.__version__)" 2>&1 | tail -5
     ;;
-  extra)  # wheels carried after the first call (e.g. an older openai that still uses httpx)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .gpu/w*/*.whl 2>&1 | tail -3
+  extra)  # wheels carried among the parts (openai 3.x's httpx2/httpcore2)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE /tmp/parts/*.whl 2>&1 | tail -3
     python3 -c "import vllm, vllm.entrypoints.llm; print('vllm', vllm.__version__)" 2>&1 | tail -5
     ;;
   ray)
@@ -48,6 +48,12 @@ for stage in "$@"; do
   test_cuda)  # the learner options and the NCCL broadcast path on real GPUs
     log test_cuda
     (cd $SRC && timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_gpu_cuda.py 2>&1 | tail -15)
+    ;;
+  learner)  # learner MFU, variants side by side, one profiled
+    log learner
+    timeout ${LEARNER_TIMEOUT:-420} python3 $SRC/benchmarks/learner_mfu.py --preset 3b --samples ${LEARNER_SAMPLES:-16} --steps 1 \
+      --variants ${LEARNER_VARIANTS:-hf_vision_attn,base,no_ac,budget32768} --profile ${LEARNER_PROFILE:-base} \
+      --out $RES/learner_mfu.json > $RES/learner.log 2>&1; grep -v -i warn $RES/learner.log | tail -90
     ;;
   hf)  # issue 8 with the transformers backend on the GPU
     log hf step

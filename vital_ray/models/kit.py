@@ -137,10 +137,12 @@ def ensure_model_folder(cfg: ModelConfig) -> str:
 
 
 def load_model_bundle(path: str, dtype: str = "float32", device: str | torch.device = "cpu") -> ModelBundle:
-    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoTokenizer
+
+    from vital_ray.models.attention import load_qwen_vl
 
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=torch_dtype).to(device)
+    model = load_qwen_vl(path, torch_dtype, device)
     model.eval()
     tok = AutoTokenizer.from_pretrained(path)
     return ModelBundle(model=model, tokenizer=tok, path=path)

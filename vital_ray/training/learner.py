@@ -17,6 +17,7 @@ import torch.distributed as dist
 from vital_ray.algorithms.losses import kl_k3, policy_loss
 from vital_ray.batch import TrainSample, micro_batches, pad_micro_batches, token_budget_batches
 from vital_ray.config import AlgoConfig, LearnerConfig
+from vital_ray.models.attention import load_qwen_vl
 from vital_ray.models.inputs import SeqInput, VideoInput, collate, model_kwargs
 from vital_ray.training import fsdp
 from vital_ray.training.scorer import PolicyScorer
@@ -30,7 +31,6 @@ class FSDPLearner:
                  ref_path: str | None = None):
         """`model_path` holds the weights to train (a checkpoint when resuming); `ref_path` the KL reference
         (an RL stage's starting model; default `model_path`)."""
-        from transformers import Qwen2_5_VLForConditionalGeneration
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
@@ -40,7 +40,7 @@ class FSDPLearner:
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
         def load(path: str):
-            m = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=torch_dtype).to(self.device)
+            m = load_qwen_vl(path, torch_dtype, self.device)
             if freeze_vision:
                 m.model.visual.requires_grad_(False)
             return m

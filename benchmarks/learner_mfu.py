@@ -1,0 +1,202 @@
+"""Learner throughput and MFU on DGRPO-shaped samples, variants side by side in one process, optional profile.
+
+    python benchmarks/learner_mfu.py --preset 3b --variants hf_vision_attn,base,no_ac --profile base   # GPU
+    python benchmarks/learner_mfu.py --preset tiny --device cpu --samples 4 --gen 16                     # CPU dry run
+
+Samples look like gpu_step.py's trajectories (prompt + 16-frame global view, a generated turn, a real clip-tool
+result of up to 32 frames, another generated turn) but the generated tokens are random, so no rollout engine is
+needed. Each variant builds a fresh learner, warms up with one update, then times `--steps` updates (median).
+Variants: base (the library's defaults), hf_vision_attn (transformers' per-window ViT attention loop),
+no_ac (no activation checkpointing), budget<N> (micro-batch token budget N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.gpu_step import PEAK_BF16, make_frame_dir, save_result, train_flops  # noqa: E402 (sets NCCL env)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vital_ray.batch import TrainSample  # noqa: E402
+from vital_ray.config import AlgoConfig, LearnerConfig, ModelConfig, ToolConfig, VideoViewConfig  # noqa: E402
+
+
+def synthetic_samples(codec, video: str, duration: float, n: int, gen: int, view_frames: int, rng) -> list:
+    from vital_ray import prompts
+    from vital_ray.rollout.trajectory import VideoRef
+    from vital_ray.tools.clip_tool import get_video_clip_frame
+    from vital_ray.tools.video_io import sample_global_view
+
+    view = sample_global_view(video, duration, VideoViewConfig(max_frames=view_frames, max_pixels=64 * 784),
+                              backend="frames")
+    view_ref = VideoRef(view.frames, view.frames.shape, view.fps, 0.0, 0.0)
+    prompt = codec.encode(prompts.prompt_string("what happens? " * 10, duration, None), [view_ref])
+    tool_cfg = ToolConfig(backend="frames", max_frames=32, max_pixels=64 * 784, draw_timestamps=True)
+    vocab = 150000
+    out = []
+    for _ in range(n):
+        start = float(rng.uniform(0, duration - 40))
+        tr = get_video_clip_frame(video, start, start + 30.0, duration, tool_cfg)
+        if not tr.ok:
+            raise RuntimeError(tr.error)
+        clip = VideoRef(tr.clip.frames, tr.clip.frames.shape, tr.clip.fps, tr.clip.start, tr.clip.end)
+        turn = codec.encode(prompts.clip_turn_string(tr.text, True), [clip])
+        g1, g2 = rng.integers(0, vocab, gen).tolist(), rng.integers(0, vocab, gen).tolist()
+        ids = prompt + g1 + turn + g2
+        mask = [0] * len(prompt) + [1] * gen + [0] * len(turn) + [1] * gen
+        lp = rng.normal(-3.0, 1.0, len(ids)).astype(np.float32)
+        out.append(TrainSample(np.asarray(ids, np.int64), np.asarray(mask, np.int8), lp, [view_ref, clip],
+                               float(rng.choice([-1.0, 1.0]))))
+    return out
+
+
+def variant_config(name: str, budget: int) -> tuple[LearnerConfig, bool]:
+    """-> (learner config, batched ViT attention)."""
+    cfg = dict(lr=1e-6, mixed_precision="bf16" if torch.cuda.is_available() else "none",
+               activation_checkpointing=True, max_tokens_per_micro_batch=budget)
+    batched = True
+    if name == "hf_vision_attn":
+        batched = False
+    elif name == "no_ac":
+        cfg["activation_checkpointing"] = False
+    elif name.startswith("budget"):
+        cfg["max_tokens_per_micro_batch"] = int(name.removeprefix("budget"))
+    elif name != "base":
+        raise SystemExit(f"unknown variant {name!r}")
+    return LearnerConfig(**cfg), batched
+
+
+class VisionTimer:
+    """Wall time spent in the ViT forward (device-synchronised around it)."""
+
+    def __init__(self, visual, sync):
+        self.total, self._t0, self.sync = 0.0, 0.0, sync
+        visual.register_forward_pre_hook(self._pre)
+        visual.register_forward_hook(self._post)
+
+    def _pre(self, *_):
+        self.sync()
+        self._t0 = time.perf_counter()
+
+    def _post(self, *_):
+        self.sync()
+        self.total += time.perf_counter() - self._t0
+
+
+def run_variant(name, path, samples, args, dev) -> dict:
+    from vital_ray.models.attention import VISION_ATTENTION
+    from vital_ray.training.learner import FSDPLearner
+
+    lcfg, batched = variant_config(name, args.token_budget)
+    learner = FSDPLearner(path, lcfg, AlgoConfig(kl_coef=0.0), "float32", device=dev)
+    hf_model = learner.policy.model
+    hf_model.set_attn_implementation({"vision_config": VISION_ATTENTION if batched else "sdpa"})
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    vt = VisionTimer(hf_model.model.visual, sync)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    learner.policy_update(samples)  # warm-up
+    times, vis = [], []
+    for _ in range(args.steps):
+        vt.total = 0.0
+        sync()
+        t0 = time.perf_counter()
+        learner.policy_update(samples)
+        sync()
+        times.append(time.perf_counter() - t0)
+        vis.append(vt.total)
+    profile = ""
+    if name in args.profile:
+        profile = profile_update(learner, samples, dev)
+    flops = train_flops(learner.config, samples)
+    t = statistics.median(times)
+    tokens = sum(s.num_tokens for s in samples)
+    res = {"variant": name, "update_s": t, "update_s_all": times, "vision_fwd_s": statistics.median(vis),
+           "tokens": tokens, "tokens_per_s": tokens / t, "tflops": flops / t / 1e12, "mfu": flops / t / PEAK_BF16,
+           "micro_batches": len(learner._micro_batches(samples)),
+           "peak_mem_gib": torch.cuda.max_memory_reserved() / 2**30 if dev.type == "cuda" else 0.0}
+    print(f"{name}: {res['update_s']:.2f} s/update, vision fwd {res['vision_fwd_s']:.2f} s, "
+          f"{res['tokens_per_s']:.0f} tok/s, {res['tflops']:.1f} TFLOP/s, MFU {res['mfu']:.3f}", flush=True)
+    if profile:
+        print(profile, flush=True)
+        res["profile"] = profile
+    del learner, hf_model, vt
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return res
+
+
+def profile_update(learner, samples, dev) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        learner.policy_update(samples)
+    key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    ka = prof.key_averages()
+    busy = sum(getattr(e, "self_device_time_total", 0) for e in ka) / 1e6
+    head = f"device busy {busy:.2f} s (sum of kernel self time)\n" if dev.type == "cuda" else ""
+    return (head + ka.table(sort_by=key, row_limit=22, max_name_column_width=60) + "\n"
+            + ka.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=60))
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=["tiny", "3b"], default="tiny")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--gen", type=int, default=128, help="random tokens per generated turn")
+    ap.add_argument("--view-frames", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--token-budget", type=int, default=16384)
+    ap.add_argument("--variants", default="hf_vision_attn,base")
+    ap.add_argument("--profile", default="", help="comma-separated variants to profile once more")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vital_gpu_step"))
+    args = ap.parse_args(argv)
+    args.profile = [p for p in args.profile.split(",") if p]
+    dev = torch.device(args.device)
+    os.makedirs(args.workdir, exist_ok=True)
+
+    from transformers import AutoTokenizer
+
+    from vital_ray.models import ensure_model_folder
+    from vital_ray.models.kit import QWEN2_5_VL_3B, build_tiny_model_folder
+    from vital_ray.rollout.trajectory import TokenCodec
+    from vital_ray.training import fsdp
+
+    mcfg = ModelConfig(cache_dir=os.path.join(args.workdir, "models"))
+    if args.preset == "3b":
+        path = os.path.join(args.workdir, "qwen2_5_vl_3b_random")
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            build_tiny_model_folder(path, mcfg, preset=QWEN2_5_VL_3B, device=args.device, dtype=torch.bfloat16)
+    else:
+        path = ensure_model_folder(mcfg)
+    codec = TokenCodec(AutoTokenizer.from_pretrained(path))
+    video, duration = make_frame_dir(args.workdir, 10.0)
+    samples = synthetic_samples(codec, video, duration, args.samples, args.gen, args.view_frames,
+                                np.random.default_rng(0))
+    fsdp.init_distributed(0, 1, "127.0.0.1", fsdp.free_port(), "nccl" if dev.type == "cuda" else "gloo")
+    results = [run_variant(v, path, samples, args, dev) for v in args.variants.split(",")]
+    base = {r["variant"]: r for r in results}
+    ratios = {f"{r['variant']}_speedup_vs_{results[0]['variant']}": results[0]["update_s"] / r["update_s"]
+              for r in results[1:]}
+    out = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu", "preset": args.preset,
+           "samples": args.samples, "seq_len_mean": results[0]["tokens"] / args.samples, "variants": base,
+           "ratios": ratios, "torch": torch.__version__}
+    save_result(out, args.out, skip=("variants",))
+    return out
+
+
+if __name__ == "__main__":
+    main()
