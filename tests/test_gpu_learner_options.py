@@ -64,10 +64,14 @@ def _worker(rank, world, port, path, q):
         opt = FSDPLearner(path, LearnerConfig(lr=1e-3, activation_checkpointing=True,
                                               max_tokens_per_micro_batch=120), algo)
         res["mbs"] = len(opt._micro_batches(samples))
+        vit_out = []  # the frozen ViT must stay out of the autograd graph under checkpointing
+        opt.policy.model.model.visual.register_forward_hook(
+            lambda m, i, o: vit_out.append(getattr(o, "pooler_output", o).requires_grad))
         lp0 = base.logprobs(samples)
         res["lp_equal"] = max(float(np.abs(a - b).max()) for a, b in zip(lp0, opt.logprobs(samples)))
         gb = base.sft_update(samples)["grad_norm"]
         go = opt.sft_update(samples)["grad_norm"]
+        res["vit_in_graph"] = vit_out
         res["grad_rel"] = abs(gb - go) / gb
         state = opt.full_state()
         stream = dict(opt.iter_full_weights())
@@ -107,6 +111,7 @@ def test_checkpointing_token_budget_bf16_and_weight_stream(tiny_model_path):
     assert r["mbs"] == 3  # 3 short samples fit 120 tokens two at a time, the long one alone
     assert r["lp_equal"] < 1e-5  # checkpointing and regrouping change nothing numerically
     assert r["grad_rel"] < 1e-4
+    assert r["vit_in_graph"] and not any(r["vit_in_graph"])  # frozen ViT: forward only, never recomputed
     assert r["stream_keys"] and r["stream_equal"]
     assert r["bf16_master_fp32"] and 0 < r["bf16_diff"] < 0.1  # bf16 compute: close, not identical
 
