@@ -71,3 +71,41 @@ def test_collate_left_and_right_padding_give_same_positions(tiny_model_path):
     assert left["offsets"] == [0, 4] and right["offsets"] == [0, 0]
     assert torch.equal(left["position_ids"][:, 1, 4:], right["position_ids"][:, 1, :3])
     assert left["pixel_values_videos"].shape[0] == 16 and left["video_grid_thw"].tolist() == [[1, 4, 4]]
+
+
+def test_batched_vit_attention_matches_transformers_per_window_loop(tiny_model_path):
+    """Frame sizes give windows of several lengths (edge windows are smaller) and a clip of odd frame count:
+    the batched attention must give the same ViT output and input gradients as transformers' loop."""
+    from vital_ray.models.attention import VISION_ATTENTION, load_qwen_vl
+
+    loop = load_qwen_vl(tiny_model_path, torch.float32, batched_vision_attention=False)
+    batched = load_qwen_vl(tiny_model_path, torch.float32)
+    assert batched.config.vision_config._attn_implementation == VISION_ATTENTION
+    assert batched.config.text_config._attn_implementation == loop.config.text_config._attn_implementation
+    rng = np.random.default_rng(0)
+    rows, grids = [], []
+    for t, h, w in [(16, 168, 308), (5, 112, 140), (2, 56, 56)]:
+        p, g = frames_to_patches(rng.integers(0, 255, (t, h, w, 3), dtype=np.uint8))
+        rows.append(p)
+        grids.append(g)
+    grid = torch.tensor(grids)
+    outs, grads = [], []
+    for m in (loop, batched):
+        px = torch.cat(rows).requires_grad_(True)
+        out = m.model.visual(px, grid_thw=grid)
+        out = getattr(out, "pooler_output", out)
+        (g,) = torch.autograd.grad((out ** 2).sum(), px)
+        outs.append(out.detach())
+        grads.append(g)
+    assert outs[0].abs().mean() > 0
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-7)
+
+
+def test_batched_vit_attention_refuses_masks():
+    from vital_ray.models.attention import windowed_attention
+
+    q = torch.zeros(1, 2, 4, 8)
+    with pytest.raises(ValueError, match="vision attention"):
+        windowed_attention(None, q, q, q, attention_mask=torch.ones(1, 1, 4, 4, dtype=torch.bool),
+                           cu_seq_lens_q=torch.tensor([0, 4]))
