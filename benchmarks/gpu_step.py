@@ -166,7 +166,8 @@ def save_result(result: dict, out: str, skip=()) -> None:
 
 def bare_engine(engine, calls) -> float:
     """Tokens/s of vLLM alone on the step's own generation calls: `LLM.generate` on prompts and sampling params
-    converted beforehand (prefix cache reset first)."""
+    converted beforehand, prefix and multi-modal caches reset first (the step's own calls had to process their
+    clips; a bare call that found them cached would skip the video processor)."""
     sampling = SamplingParams(temperature=1.0, seed=7, stop_strings=(), ignore_eos=True)
     gen_s, new = 0.0, 0
     for call in calls:
@@ -177,6 +178,7 @@ def bare_engine(engine, calls) -> float:
         prompts = [to_vllm_prompt(r, engine.video_token_id) for r in call["requests"]]
         params = [VSP(**sampling_kwargs(sampling, r.max_new_tokens, engine.suppressed, [])) for r in call["requests"]]
         engine.llm.reset_prefix_cache()
+        engine.llm.reset_mm_cache()
         t0 = time.perf_counter()
         outs = engine.llm.generate(prompts, params, use_tqdm=False)
         gen_s += time.perf_counter() - t0

@@ -55,6 +55,24 @@ def test_prompt_collapses_each_clip_run_and_keeps_text():
     assert video_uuid(VideoInput(vids[0].frames, 0.5)) != uuids[0]
 
 
+def test_clip_digest_is_computed_once_per_array_and_forgotten_with_it():
+    import gc
+
+    from vital_ray.rollout import vllm_engine
+
+    clip = _clip(4)
+    first = video_uuid(clip)
+    key = id(clip.frames)
+    assert key in vllm_engine._DIGESTS
+    vllm_engine._DIGESTS[key] = "0" * 16  # a memo hit does not hash again
+    assert video_uuid(clip).startswith("vrv-" + "0" * 16)
+    other = VideoInput(clip.frames.copy(), clip.second_per_grid)  # same content, another array: hashed, same key
+    assert video_uuid(other) == first
+    del clip
+    gc.collect()
+    assert key not in vllm_engine._DIGESTS  # an id reused by a later array cannot return a stale digest
+
+
 def test_prompt_rejects_runs_that_do_not_match_the_clips():
     vids = [_clip(4)]
     ids = _ids(vids)

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import time
+import weakref
 from typing import Iterable
 
 import numpy as np
@@ -40,12 +41,24 @@ SUPPRESS_BIAS = -1e4  # vLLM adds logit_bias before softmax; -1e4 is exp(-1e4) =
 
 # -- request -> vLLM prompt ------------------------------------------------------------------------------------
 
+_DIGESTS: dict[int, str] = {}  # id(frames) -> digest while that array lives (a trajectory resends its clips)
+
+
+def _digest(frames: np.ndarray) -> str:
+    key = id(frames)
+    if (d := _DIGESTS.get(key)) is None:
+        flat = np.ascontiguousarray(frames)
+        h = hashlib.blake2b(flat.data, digest_size=8)
+        h.update(repr(flat.shape).encode())
+        d = _DIGESTS[key] = h.hexdigest()
+        weakref.finalize(frames, _DIGESTS.pop, key, None)  # the id may be reused once the array is gone
+    return d
+
+
 def video_uuid(video: VideoInput) -> str:
-    """Content hash (vLLM's cache key for the clip) + the clip's second_per_grid (read back by the position rule)."""
-    frames = np.ascontiguousarray(video.frames)
-    h = hashlib.blake2b(frames.data, digest_size=8)
-    h.update(repr(frames.shape).encode())
-    return f"vrv-{h.hexdigest()}-spg{float(video.second_per_grid)!r}"
+    """Content hash (vLLM's cache key for the clip) + the clip's second_per_grid (read back by the position rule).
+    Hashing megabytes of frames per request per turn was rollout overhead, so each array is hashed once."""
+    return f"vrv-{_digest(video.frames)}-spg{float(video.second_per_grid)!r}"
 
 
 def spg_from_identifier(identifier: str | None) -> float | None:
