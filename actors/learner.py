@@ -106,7 +106,7 @@ class LearnerPool:
         n = learner.num_workers
         opts, self.pg = gang_options(n, learner.num_cpus_per_worker, learner.num_gpus_per_worker, "learner pool")
         self.workers = [LearnerWorker.options(**o).remote(r, n, threads) for r, o in enumerate(opts)]
-        self.sync_ready = False
+        self.sync_id = None  # the weight-broadcast group formed with the rollout workers
         addr, port = wait_placed([self.workers[0].rendezvous.remote()], f"learner rank 0 of {n}")[0]
         self._all([w.setup.remote(addr, port, model_path, learner, algo, model, ref_path) for w in self.workers],
                   "setup")
@@ -168,23 +168,28 @@ class LearnerPool:
     def placements(self) -> list[dict]:
         return ray.get([w.placement.remote() for w in self.workers])
 
-    def sync_nccl(self, rollout_workers: list, version: int, dtype: str = "bfloat16") -> dict:
+    def sync_nccl(self, rollout_pool, version: int, dtype: str = "bfloat16") -> dict:
         """Learner rank 0 -> every rollout worker, bucketed broadcast over one torch.distributed group (NCCL on
-        GPUs, gloo on CPU); built on first use. Returns seconds (wall, learner side, slowest receiver)."""
+        GPUs, gloo on CPU). The group is formed on first use and again whenever a rollout worker restarted (a
+        group with a dead member would hang). Returns seconds (wall, learner side, slowest receiver)."""
         t0 = time.perf_counter()
-        if not self.sync_ready:
+        rollout_workers = rollout_pool.workers
+        regroup = self.sync_id is None or any(i != self.sync_id for i in rollout_pool.sync_group_ids())
+        if regroup:
             addr, port = ray.get(self.workers[0].rendezvous.remote())
             world = 1 + len(rollout_workers)
             ray.get([self.workers[0].join_sync_group.remote(addr, port, world)]
                     + [w.join_sync_group.remote(addr, port, i + 1, world) for i, w in enumerate(rollout_workers)])
-            self.sync_ready = True
+            self.sync_id = f"{addr}:{port}"
         t1 = time.perf_counter()
         entries = ray.get(self.workers[0].weight_plan.remote(self.cfg.sync_bucket_mb, dtype))
         send = [w.broadcast_weights.remote(entries, dtype) for w in self.workers]
         recv = [w.receive_weights.remote(entries, version) for w in rollout_workers]
         send_s, recv_s = ray.get(send), ray.get(recv)
+        rollout_pool.mark_synced(version)
         return {"sync/setup_s": t1 - t0, "sync/wall_s": time.perf_counter() - t1, "sync/send_s": max(send_s),
-                "sync/load_s": max(recv_s), "sync/mb": sum(e.nbytes for e in entries) / 2**20}
+                "sync/load_s": max(recv_s), "sync/mb": sum(e.nbytes for e in entries) / 2**20,
+                "sync/regrouped": float(regroup)}
 
     def shutdown(self):
         for w in self.workers:

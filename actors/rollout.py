@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 import numpy as np
 import ray
@@ -50,12 +51,15 @@ class RolloutWorker:
         limit_threads(threads)
         self.engine = make_engine(model_path, rollout, model)
         self.version = 0
+        self.sync_id = None  # the weight-broadcast group this process belongs to (None after a restart)
 
     def ready(self) -> int:
         return self.version
 
-    def generate(self, requests: list[dict], sampling: SamplingParams) -> list[GenResult]:
-        return self.engine.generate(to_gen_requests(requests), sampling)
+    def generate(self, requests: list[dict], sampling: SamplingParams) -> tuple[int, list[GenResult]]:
+        """-> (weights version used, results): the pool checks the version, since an actor restarted while idle
+        answers the next call normally, with the initial weights."""
+        return self.version, self.engine.generate(to_gen_requests(requests), sampling)
 
     def weights_checksum(self) -> dict[str, float]:
         """Per-parameter sums: lets tests and operators confirm which weights a worker serves."""
@@ -72,7 +76,11 @@ class RolloutWorker:
 
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         self.sync_group = SyncGroup(addr, port, rank, world, device)
+        self.sync_id = f"{addr}:{port}"
         return rank
+
+    def sync_group_id(self) -> str | None:
+        return self.sync_id
 
     def receive_weights(self, entries, version: int) -> float:
         """Receive the buckets broadcast by learner rank 0, loading each into the engine as it arrives."""
@@ -102,7 +110,12 @@ class RolloutPool:
         wait_placed([w.ready.remote() for w in self.workers], f"{len(self.workers)} rollout workers")
         self.idle: asyncio.Queue | None = None
         self.weights = None  # (entries, bucket refs, version) of the last sync: what a restarted worker reloads
+        # Direct (NCCL) syncs keep no copy: a restarted worker is given weights fetched through the object store
+        # from here instead, () -> (entries, bucket refs, version); set by whoever drives those syncs.
+        self.weight_source: Callable[[], tuple] | None = None
+        self.version = 0  # the weights version every worker must serve (0: the model folder's)
         self.restarts = 0
+        self._fetching: asyncio.Lock | None = None
 
     @property
     def size(self) -> int:
@@ -117,14 +130,19 @@ class RolloutPool:
         try:
             for attempt in range(LOST_WORKER_RETRIES + 1):
                 try:
-                    return await worker.generate.remote(requests, sampling)
+                    version, results = await worker.generate.remote(requests, sampling)
+                    if version == self.version:
+                        return results
+                    why = f"restarted while idle (served weights v{version}, not v{self.version})"
+                    cause = None
                 except ray.exceptions.RayActorError as e:  # died, or unreachable while restarting
-                    if attempt == LOST_WORKER_RETRIES:
-                        raise RuntimeError(f"rollout worker lost {attempt + 1} times in one generate call") from e
-                    # generation is a pure function of (requests, weights): redo it once the actor is back
-                    log.warning("rollout worker died (%s); restarting it and retrying", type(e).__name__)
-                    self.restarts += 1
-                    await self._restore(worker)
+                    why, cause = f"died ({type(e).__name__})", e
+                if attempt == LOST_WORKER_RETRIES:
+                    raise RuntimeError(f"rollout worker lost {attempt + 1} times in one generate call") from cause
+                # generation is a pure function of (requests, weights): redo it once the actor has the weights
+                log.warning("rollout worker %s; reloading weights and retrying", why)
+                self.restarts += 1
+                await self._restore(worker)
         finally:
             self.idle.put_nowait(worker)
 
@@ -134,19 +152,41 @@ class RolloutPool:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                if self.weights is None:
-                    await worker.ready.remote()
-                    return 0.0
-                entries, refs, version = self.weights
-                return await worker.update_weights.remote(entries, version, *refs)
+                await worker.ready.remote()
+                break
             except ray.exceptions.RayActorError:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)
+        weights = self.weights
+        if weights is None and self.weight_source is not None:
+            self._fetching = self._fetching or asyncio.Lock()
+            async with self._fetching:  # a learner gather (a collective): one at a time
+                weights = await asyncio.to_thread(self.weight_source)
+        if weights is None:
+            return 0.0
+        entries, refs, version = weights
+        return await worker.update_weights.remote(entries, version, *refs)
+
+    def sync_group_ids(self, wait_s: float = 180.0) -> list[str | None]:
+        """Each worker's weight-broadcast group (None: never joined, or restarted since); waits out restarts."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return ray.get([w.sync_group_id.remote() for w in self.workers])
+            except ray.exceptions.RayActorError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def mark_synced(self, version: int) -> None:
+        """Weights `version` reached every worker by another path (NCCL broadcast); no copy is kept here."""
+        self.version, self.weights = version, None
 
     def update_weights(self, entries, bucket_refs, version: int) -> float:
         # keeping the refs pins one copy of the weights in the object store until the next sync
         self.weights = (entries, list(bucket_refs), version)
+        self.version = version
         refs = [w.update_weights.remote(entries, version, *bucket_refs) for w in self.workers]
         seconds = []
         for w, ref in zip(self.workers, refs):

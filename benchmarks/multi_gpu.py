@@ -166,7 +166,7 @@ def main(argv=None) -> dict:
     setup_s = time.perf_counter() - t0
     placements = {"rollout": gen_pool.placements(), "learner": learner.placements()}
     dtype = "bfloat16" if on_gpu else "float32"
-    first = learner.sync_nccl(gen_pool.workers, 1, dtype)  # engine serves the learner's weights (and group setup)
+    first = learner.sync_nccl(gen_pool, 1, dtype)  # engine serves the learner's weights (and group setup)
     steps = []
     for step in range(args.steps):
         trajs = make_trajs(codec, view.frames, view.fps, args.trajs)
@@ -175,7 +175,7 @@ def main(argv=None) -> dict:
         t_ro = time.perf_counter() - ts
         samples = to_samples(trajs, step)
         t_train = timed_update(learner, samples)
-        nccl = learner.sync_nccl(gen_pool.workers, 2 + 2 * step, dtype)
+        nccl = learner.sync_nccl(gen_pool, 2 + 2 * step, dtype)
         t_step = time.perf_counter() - ts
         t1 = time.perf_counter()  # the object-store path, same weights, for comparison
         entries, refs, gather_s = learner.push_weights()

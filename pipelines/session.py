@@ -176,7 +176,9 @@ class RLSession(ToolSession):
         if self.cfg.learner.sync_method == "nccl":  # GPU to GPU, no host copy (falls back to gloo on CPU)
             self.weights_version += 1
             dtype = "bfloat16" if self.cfg.rollout.backend == "vllm" or self.cfg.model.dtype == "bfloat16" else "float32"
-            return learner.sync_nccl(self.gen_pool.workers, self.weights_version, dtype)
+            if self.gen_pool.weight_source is None:  # what a restarted rollout worker loads: the learner's weights
+                self.gen_pool.weight_source = lambda: (*learner.push_weights()[:2], self.weights_version)
+            return learner.sync_nccl(self.gen_pool, self.weights_version, dtype)
         entries, refs, gather_s = learner.push_weights()
         self.weights_version += 1
         load_s = self.gen_pool.update_weights(entries, refs, self.weights_version)

@@ -155,6 +155,21 @@ def test_rollout_actor_killed_mid_generation_restarts_with_synced_weights(rl):
     got = ray.get(worker.weights_checksum.remote())
     assert all(got[k] == pytest.approx(float(v.double().sum()), rel=1e-6) for k, v in state.items())
     assert ray.get(worker.ready.remote()) == 8
+    # killed while idle after the sync: the restarted actor would answer the next call with its initial weights;
+    # the version it reports gives it away, and the pool reloads before using any output
+    restarts = session.gen_pool.restarts
+    os.kill(_pid(worker), signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while True:  # wait until it is back, idle, holding its initial weights
+        try:
+            assert ray.get(worker.ready.remote()) == 0
+            break
+        except ray.exceptions.RayActorError:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    trajs, m = session.rollout(records[:1])
+    assert len(trajs) == cfg.rollout.group_size and m["rollout/worker_restarts"] > restarts
+    assert ray.get(worker.ready.remote()) == 8
 
 
 def test_hung_tool_call_times_out_and_pool_recovers(rl, odd_videos):  # noqa: F811

@@ -2,6 +2,11 @@
 rollout and learner pools are gang-placed on disjoint GPUs, a pool that cannot get GPUs fails at start-up with
 a clear error, and the NCCL weight-sync path (its gloo twin on CPU, same code) delivers the learner's weights."""
 
+import asyncio
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 import ray
@@ -11,6 +16,7 @@ from actors.learner import LearnerPool
 from actors.rollout import RolloutPool
 from vital_ray.batch import TrainSample
 from vital_ray.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig
+from vital_ray.rollout.engine import SamplingParams
 from vital_ray.rollout.trajectory import VideoRef
 from vital_ray.training.weights import from_buckets
 
@@ -55,13 +61,35 @@ def test_pools_get_disjoint_gpus_and_nccl_path_syncs_mock_gpu(fake_gpu_cluster, 
     mask[-6:] = 1
     clip = VideoRef(frames, (2, 56, 56, 3), 2.0, 0.0, 1.0)
     learner.policy_update([TrainSample(np.asarray(ids), mask, np.zeros(len(ids), np.float32), [clip], 1.0)])
-    m = learner.sync_nccl(rollout.workers, 1, "float32")
+    m = learner.sync_nccl(rollout, 1, "float32")
     assert m["sync/mb"] > 1 and m["sync/load_s"] > 0
     entries, refs, _ = learner.push_weights()
     want = {k: float(v.double().sum()) for k, v in from_buckets(entries, ray.get(refs)).items()}
     got = ray.get(rollout.workers[0].weights_checksum.remote())
     assert want and all(abs(got[k] - v) <= 1e-6 * max(1.0, abs(v)) for k, v in want.items())
     assert ray.get(rollout.workers[0].ready.remote()) == 1
+    assert m["sync/regrouped"] == 1.0
+
+    # The NCCL path keeps no copy of the weights: a rollout worker that restarts gets the learner's through
+    # `weight_source`, and the next sync forms a new group (the old one has a dead member).
+    def checksums_match():
+        entries, refs, _ = learner.push_weights()
+        want = {k: float(v.double().sum()) for k, v in from_buckets(entries, ray.get(refs)).items()}
+        got = ray.get(rollout.workers[0].weights_checksum.remote())
+        return all(abs(got[k] - v) <= 1e-6 * max(1.0, abs(v)) for k, v in want.items())
+
+    rollout.weight_source = lambda: (*learner.push_weights()[:2], rollout.version)
+    os.kill(ray.get(rollout.workers[0].__ray_call__.remote(lambda self: os.getpid())), signal.SIGKILL)
+    time.sleep(2)
+    req = {"key": "k", "token_ids": ids[:-6], "videos": [(frames, 1.0)], "max_new_tokens": 2}
+    out = asyncio.run(rollout.generate([req], SamplingParams(temperature=0.0)))
+    assert rollout.restarts == 1 and len(out[0].token_ids) == 2
+    assert ray.get(rollout.workers[0].ready.remote()) == 1 and checksums_match()
+    learner.policy_update([TrainSample(np.asarray(ids), mask, np.zeros(len(ids), np.float32), [clip], -1.0)])
+    assert not checksums_match()
+    m = learner.sync_nccl(rollout, 2, "float32")
+    assert m["sync/regrouped"] == 1.0 and checksums_match()
+    assert learner.sync_nccl(rollout, 3, "float32")["sync/regrouped"] == 0.0
     rollout.shutdown()
     learner.shutdown()
     opts, pg = gang_options(2, 0.5, 1, "pool after shutdown", timeout_s=60)  # both GPUs were given back
