@@ -115,6 +115,20 @@ def rollout(engine, trajs, turns: int, gen: int, codec, video, duration, tool_cf
     return stats
 
 
+def model_folder(preset: str, workdir: str, device: str) -> str:
+    """The tiny model, or (preset "3b") a random-weight Qwen2.5-VL-3B-shaped one built once under `workdir`."""
+    from vital_ray.models import ensure_model_folder
+    from vital_ray.models.kit import QWEN2_5_VL_3B, build_tiny_model_folder
+
+    mcfg = ModelConfig(cache_dir=os.path.join(workdir, "models"))
+    if preset != "3b":
+        return ensure_model_folder(mcfg)
+    path = os.path.join(workdir, "qwen2_5_vl_3b_random")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        build_tiny_model_folder(path, mcfg, preset=QWEN2_5_VL_3B, device=device, dtype=torch.bfloat16)
+    return path
+
+
 def train_flops(config, samples: list[TrainSample]) -> float:
     """Model FLOPs of one update: 6 N per text token (N: decoder params without embeddings), causal attention
     6 L d s^2 per sequence, LM head 6 V d per scored token, and the frozen ViT's forward 2 N_vis per patch."""
@@ -208,19 +222,11 @@ def main(argv=None) -> dict:
 
     from transformers import AutoTokenizer
 
-    from vital_ray.models import ensure_model_folder
-    from vital_ray.models.kit import QWEN2_5_VL_3B, build_tiny_model_folder
     from vital_ray.training import fsdp
     from vital_ray.training.learner import FSDPLearner
 
     t_setup = time.perf_counter()
-    mcfg = ModelConfig(cache_dir=os.path.join(args.workdir, "models"))
-    if args.preset == "3b":
-        path = os.path.join(args.workdir, "qwen2_5_vl_3b_random")
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            build_tiny_model_folder(path, mcfg, preset=QWEN2_5_VL_3B, device=args.device, dtype=torch.bfloat16)
-    else:
-        path = ensure_model_folder(mcfg)
+    path = model_folder(args.preset, args.workdir, args.device)
     codec = TokenCodec(AutoTokenizer.from_pretrained(path))
     video, duration = make_frame_dir(args.workdir, 10.0)
     tool_cfg = ToolConfig(backend="frames", max_frames=32, max_pixels=64 * 784, draw_timestamps=True)

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.gpu_step import PEAK_BF16, make_frame_dir, save_result, train_flops  # noqa: E402 (sets NCCL env)
+from benchmarks.gpu_step import PEAK_BF16, make_frame_dir, model_folder, save_result, train_flops  # noqa: E402 (sets NCCL env)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -170,18 +170,10 @@ def main(argv=None) -> dict:
 
     from transformers import AutoTokenizer
 
-    from vital_ray.models import ensure_model_folder
-    from vital_ray.models.kit import QWEN2_5_VL_3B, build_tiny_model_folder
     from vital_ray.rollout.trajectory import TokenCodec
     from vital_ray.training import fsdp
 
-    mcfg = ModelConfig(cache_dir=os.path.join(args.workdir, "models"))
-    if args.preset == "3b":
-        path = os.path.join(args.workdir, "qwen2_5_vl_3b_random")
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            build_tiny_model_folder(path, mcfg, preset=QWEN2_5_VL_3B, device=args.device, dtype=torch.bfloat16)
-    else:
-        path = ensure_model_folder(mcfg)
+    path = model_folder(args.preset, args.workdir, args.device)
     codec = TokenCodec(AutoTokenizer.from_pretrained(path))
     video, duration = make_frame_dir(args.workdir, 10.0)
     samples = synthetic_samples(codec, video, duration, args.samples, args.gen, args.view_frames,

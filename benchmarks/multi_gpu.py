@@ -26,7 +26,8 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.gpu_step import PEAK_BF16, build_requests, make_frame_dir, save_result, train_flops  # noqa: E402
+from benchmarks.gpu_step import (PEAK_BF16, build_requests, make_frame_dir, model_folder, save_result,  # noqa: E402
+                                  train_flops)
 from vital_ray.batch import TrainSample  # noqa: E402
 from vital_ray.config import (AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, ToolConfig,  # noqa: E402
                               ToolPoolConfig, VideoViewConfig)
@@ -118,8 +119,6 @@ def main(argv=None) -> dict:
     from actors.learner import LearnerPool
     from actors.rollout import RolloutPool
     from actors.tools import ToolPool
-    from vital_ray.models import ensure_model_folder
-    from vital_ray.models.kit import QWEN2_5_VL_3B, build_tiny_model_folder
     from vital_ray.tools.video_io import sample_global_view
 
     n_gpus = args.cpu_fake_gpus or torch.cuda.device_count()
@@ -128,14 +127,9 @@ def main(argv=None) -> dict:
     on_gpu = not args.cpu_fake_gpus
     os.makedirs(args.workdir, exist_ok=True)
     mcfg = ModelConfig(cache_dir=os.path.join(args.workdir, "models"), dtype="float32")
-    if args.preset == "3b":
-        path = os.path.join(args.workdir, "qwen2_5_vl_3b_random")
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            build_tiny_model_folder(path, mcfg, preset=QWEN2_5_VL_3B, device="cuda" if on_gpu else "cpu",
-                                    dtype=torch.bfloat16)
-            torch.cuda.empty_cache()
-    else:
-        path = ensure_model_folder(mcfg)
+    path = model_folder(args.preset, args.workdir, "cuda" if on_gpu else "cpu")
+    if on_gpu:
+        torch.cuda.empty_cache()
     frame_video = os.path.join(args.workdir, "long.mp4")
     if os.path.isdir(os.path.splitext(frame_video)[0]):
         video, duration = frame_video, 600.0

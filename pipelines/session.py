@@ -148,7 +148,7 @@ class RLSession(ToolSession):
         scheduler = RolloutScheduler(self.codec, self.cfg.rollout, sampling, self.gen_pool.generate,
                                      self.tools.call, self.gen_pool.size, tools_enabled=self.tool_schemas is not None)
         stats = await scheduler.run(trajs) if trajs else RolloutStats()
-        return trajs, stats, len(records) - len([g for g in groups if g])
+        return trajs, stats
 
     def rollout(self, records: list, group_size: int | None = None, sampling: SamplingParams | None = None):
         """-> (trajectories, metrics). Records whose video cannot be used are skipped, counted and their reasons
@@ -158,12 +158,12 @@ class RLSession(ToolSession):
         r = self.cfg.rollout
         sampling = sampling or SamplingParams(r.temperature, r.top_p, r.repetition_penalty)
         self.skipped = []
-        trajs, stats, skipped = asyncio.run(self._rollout(records, group_size or r.group_size, sampling))
+        trajs, stats = asyncio.run(self._rollout(records, group_size or r.group_size, sampling))
         if self.skipped and self.cfg.data.on_bad_record == "fail":
             raise RecordError(f"{len(self.skipped)} record(s) with unusable videos (data.on_bad_record=fail): "
                               + "; ".join(self.skipped))
         metrics = stats.as_metrics(self.gen_pool.size) | self.tools.stats()
-        metrics["data/skipped_records"] = skipped
+        metrics["data/skipped_records"] = len(self.skipped)
         metrics["rollout/worker_restarts"] = self.gen_pool.restarts
         return trajs, metrics
 
