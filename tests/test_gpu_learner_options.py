@@ -89,6 +89,48 @@ def _worker(rank, world, port, path, q):
     q.put((rank, res))
 
 
+def _kl_worker(rank, world, port, path, q):
+    """With a KL reference and a frozen ViT, the ViT runs once per micro-batch (the policy's) and feeds both."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    from vital_ray.models.inputs import model_kwargs
+    from vital_ray.training import fsdp
+    from vital_ray.training.learner import FSDPLearner
+
+    fsdp.init_distributed(rank, world, "127.0.0.1", port, "gloo")
+    samples = _samples(path, [0, 3, 40, 2])
+    cfg, algo = LearnerConfig(lr=1e-3, micro_batch_size=2, activation_checkpointing=True), AlgoConfig(kl_coef=0.1)
+    shared, plain = FSDPLearner(path, cfg, algo), FSDPLearner(path, cfg, algo)
+    plain.share_vision = False
+    res = {"shared": shared.share_vision, "trained_vit_shares": FSDPLearner(path, cfg, algo,
+                                                                            freeze_vision=False).share_vision}
+    calls = {"policy": 0, "ref": 0}
+    for name, mod in (("policy", shared.policy), ("ref", shared.ref)):
+        mod.model.model.visual.register_forward_hook(lambda *a, n=name: calls.__setitem__(n, calls[n] + 1))
+    with torch.no_grad():
+        batch = shared._batch(samples[:2])
+        direct, _ = shared._score(shared.ref, batch)
+        batch["video_embeds"] = shared.policy(**model_kwargs(batch), video_only=True)
+        via_policy, _ = shared._score(shared.ref, batch)
+    res["ref_lp_diff"] = float((direct - via_policy).abs().max())
+    calls.update(policy=0, ref=0)
+    for _ in range(2):  # the second update has a non-zero KL (the policy moved)
+        a, b = shared.policy_update(samples), plain.policy_update(samples)
+    res["calls"] = dict(calls)
+    res["kl"] = (a["kl"], b["kl"])
+    res["grad_norm"] = (a["grad_norm"], b["grad_norm"])
+    q.put((rank, res))
+
+
+def test_frozen_vit_features_are_shared_with_the_kl_reference(tiny_model_path):
+    r = _spawn(1, tiny_model_path, _kl_worker)[0]
+    assert r["shared"] and not r["trained_vit_shares"]
+    assert r["ref_lp_diff"] < 1e-5
+    assert r["calls"] == {"policy": 4, "ref": 0}  # 2 updates x 2 micro-batches, all on the policy's ViT
+    assert r["kl"][0] > 0 and abs(r["kl"][0] - r["kl"][1]) <= 1e-5 * r["kl"][1]
+    assert abs(r["grad_norm"][0] - r["grad_norm"][1]) <= 1e-5 * r["grad_norm"][1]
+
+
 def _spawn(world, path, target=None, timeout=240):
     """Run `target(rank, world, port, path, queue)` in `world` spawned processes; -> {rank: result}."""
     from vital_ray.training.fsdp import free_port

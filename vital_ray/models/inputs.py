@@ -67,5 +67,5 @@ def collate(seqs: list[SeqInput], config, pad_id: int, left_pad: bool, device="c
 
 
 def model_kwargs(batch: dict) -> dict:
-    keys = ("input_ids", "attention_mask", "position_ids", "pixel_values_videos", "video_grid_thw")
+    keys = ("input_ids", "attention_mask", "position_ids", "pixel_values_videos", "video_grid_thw", "video_embeds")
     return {k: batch[k] for k in keys if k in batch}

@@ -64,6 +64,9 @@ class FSDPLearner:
             self.ref = fsdp.shard_model(PolicyScorer(load(ref_path or model_path).requires_grad_(False)), self.device,
                                         mixed_precision=mp)
             self.ref.eval()
+        # A frozen ViT is the same in the policy and the reference (both start from the stage's model): its
+        # features are computed once per micro-batch and fed to both, instead of one ViT forward each.
+        self.share_vision = self.ref is not None and freeze_vision and self._same_vision()
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=learner.lr, betas=tuple(learner.betas),
                                      weight_decay=learner.weight_decay)
@@ -100,6 +103,17 @@ class FSDPLearner:
             mbs = pad_micro_batches(mbs, int(n.item()))
         return mbs
 
+    @torch.no_grad()
+    def _same_vision(self) -> bool:
+        """Collective: are the policy's and the reference's ViT weights identical (on every rank's shards)?"""
+        pairs = zip(self.policy.model.model.visual.parameters(), self.ref.model.model.visual.parameters())
+        local = lambda t: t.to_local() if hasattr(t, "to_local") else t  # noqa: E731 (FSDP2 shards are DTensors)
+        same = all(torch.equal(local(a), local(b)) for a, b in pairs)
+        flag = torch.tensor([float(same)], device=self.device)
+        if dist.is_initialized():
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
     def _score(self, module, batch, with_entropy=False):
         return module(**model_kwargs(batch), score_mask=batch["score_mask"], with_entropy=with_entropy)
 
@@ -132,6 +146,9 @@ class FSDPLearner:
             offset = 0
             for mb in mbs:
                 batch = self._batch(mb)
+                if self.share_vision and "pixel_values_videos" in batch:
+                    with torch.no_grad():
+                        batch["video_embeds"] = self.policy(**model_kwargs(batch), video_only=True)
                 logp, _ = self._score(self.policy, batch)
                 if old_lp is None:  # one update per rollout batch: exactly on-policy, ratio 1 (as verl 0.4)
                     old = logp.detach()
