@@ -6,8 +6,9 @@
 Samples look like gpu_step.py's trajectories (prompt + 16-frame global view, a generated turn, a real clip-tool
 result of up to 32 frames, another generated turn) but the generated tokens are random, so no rollout engine is
 needed. Each variant builds a fresh learner, warms up with one update, then times `--steps` updates (median).
-Variants: base (the library's defaults), hf_vision_attn (transformers' per-window ViT attention loop),
-no_ac (no activation checkpointing), budget<N> (micro-batch token budget N).
+Variants: base (the library's defaults, no KL reference), hf_vision_attn (transformers' per-window ViT attention
+loop), no_ac (no activation checkpointing), budget<N> (micro-batch token budget N), kl (k3 KL against a reference
+model: its frozen ViT features shared with the policy) and kl_unshared (the reference runs its own ViT).
 """
 
 from __future__ import annotations
@@ -59,29 +60,33 @@ def synthetic_samples(codec, video: str, duration: float, n: int, gen: int, view
     return out
 
 
-def variant_config(name: str, budget: int) -> tuple[LearnerConfig, bool]:
-    """-> (learner config, batched ViT attention)."""
+def variant_config(name: str, budget: int) -> tuple[LearnerConfig, AlgoConfig, dict]:
+    """-> (learner config, algorithm config, knobs: batched ViT attention, shared reference ViT)."""
     cfg = dict(lr=1e-6, mixed_precision="bf16" if torch.cuda.is_available() else "none",
                activation_checkpointing=True, max_tokens_per_micro_batch=budget)
-    batched = True
+    knobs = {"batched": True, "share": True}
+    kl = 0.0
     if name == "hf_vision_attn":
-        batched = False
+        knobs["batched"] = False
+    elif name in ("kl", "kl_unshared"):
+        kl, knobs["share"] = 0.01, name == "kl"
     elif name == "no_ac":
         cfg["activation_checkpointing"] = False
     elif name.startswith("budget"):
         cfg["max_tokens_per_micro_batch"] = int(name.removeprefix("budget"))
     elif name != "base":
         raise SystemExit(f"unknown variant {name!r}")
-    return LearnerConfig(**cfg), batched
+    return LearnerConfig(**cfg), AlgoConfig(kl_coef=kl), knobs
 
 
 class VisionTimer:
-    """Wall time spent in the ViT forward (device-synchronised around it)."""
+    """Wall time spent in ViT forwards (the policy's and the reference's; device-synchronised around them)."""
 
-    def __init__(self, visual, sync):
+    def __init__(self, visuals, sync):
         self.total, self._t0, self.sync = 0.0, 0.0, sync
-        visual.register_forward_pre_hook(self._pre)
-        visual.register_forward_hook(self._post)
+        for visual in visuals:
+            visual.register_forward_pre_hook(self._pre)
+            visual.register_forward_hook(self._post)
 
     def _pre(self, *_):
         self.sync()
@@ -96,12 +101,15 @@ def run_variant(name, path, samples, args, dev) -> dict:
     from vital_ray.models.attention import VISION_ATTENTION
     from vital_ray.training.learner import FSDPLearner
 
-    lcfg, batched = variant_config(name, args.token_budget)
-    learner = FSDPLearner(path, lcfg, AlgoConfig(kl_coef=0.0), "float32", device=dev)
+    lcfg, algo, knobs = variant_config(name, args.token_budget)
+    learner = FSDPLearner(path, lcfg, algo, "float32", device=dev)
+    learner.share_vision = learner.share_vision and knobs["share"]
     hf_model = learner.policy.model
-    hf_model.set_attn_implementation({"vision_config": VISION_ATTENTION if batched else "sdpa"})
+    for m in (hf_model, learner.ref.model if learner.ref is not None else None):
+        if m is not None:
+            m.set_attn_implementation({"vision_config": VISION_ATTENTION if knobs["batched"] else "sdpa"})
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    vt = VisionTimer(hf_model.model.visual, sync)
+    vt = VisionTimer([m.model.model.visual for m in (learner.policy, learner.ref) if m is not None], sync)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     learner.policy_update(samples)  # warm-up
