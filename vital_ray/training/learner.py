@@ -121,7 +121,10 @@ class FSDPLearner:
     @torch.no_grad()
     def logprobs(self, samples: list[TrainSample]) -> list[np.ndarray]:
         """Learner log-probs of each sample's loss-masked tokens (for parity checks and old-logprob recompute)."""
-        return self._logprobs_of(self._micro_batches(samples))[:len(samples)]  # fillers (appended last) dropped
+        mbs = self._micro_batches(samples)
+        where = {id(s): i for i, s in enumerate(s for mb in mbs for s in mb)}  # micro-batches may reorder
+        out = self._logprobs_of(mbs)
+        return [out[where[id(s)]] for s in samples]  # fillers dropped
 
     @torch.no_grad()
     def _logprobs_of(self, mbs: list[list[TrainSample]]) -> list[np.ndarray]:
