@@ -20,6 +20,36 @@ import torch.nn.functional as F
 VISION_ATTENTION = "vital_flash_windows"
 
 
+class _Plan:
+    """How to batch one `cu_seqlens`: per distinct chunk length, the token indices of its chunks; and the
+    inverse permutation back to token order. Computed once per tensor: a ViT forward passes the same two
+    `cu_seqlens` tensors (windows, whole frames) to all its layers, so one host sync each, not one per layer."""
+
+    def __init__(self, cu: torch.Tensor):
+        bounds = cu.tolist()
+        by_len: dict[int, list[int]] = defaultdict(list)
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            if end > start:
+                by_len[end - start].append(start)
+        self.n = bounds[-1] - bounds[0]
+        self.groups = [(length, len(starts), (torch.tensor(starts, device=cu.device)[:, None]
+                                              + torch.arange(length, device=cu.device)).reshape(-1))
+                       for length, starts in by_len.items()]
+        self.inverse = torch.argsort(torch.cat([idx for _, _, idx in self.groups]))
+
+
+_PLANS: list[tuple[torch.Tensor, _Plan]] = []  # the last few (tensor, plan); holding the tensor keeps its identity
+
+
+def _plan(cu: torch.Tensor) -> _Plan:
+    for t, plan in _PLANS:
+        if t is cu:
+            return plan
+    plan = _Plan(cu)
+    _PLANS[:] = [(cu, plan)] + _PLANS[:3]
+    return plan
+
+
 def windowed_attention(module, query, key, value, attention_mask=None, scaling=None, dropout=0.0,
                        cu_seq_lens_q=None, cu_seq_lens_k=None, **_):
     """query/key/value (1, H, N, D) holding consecutive independent chunks given by `cu_seq_lens_q`
@@ -29,25 +59,17 @@ def windowed_attention(module, query, key, value, attention_mask=None, scaling=N
                          "chunks, no mask); set it on the vision config only")
     q, k, v = query[0], key[0], value[0]
     heads, n, dim = q.shape
-    bounds = cu_seq_lens_q.tolist()  # one host sync per layer
-    by_len: dict[int, list[int]] = defaultdict(list)
-    for start, end in zip(bounds[:-1], bounds[1:]):
-        if end > start:
-            by_len[end - start].append(start)
-    order, outs = [], []
-    for length, starts in by_len.items():
-        idx = (torch.tensor(starts, device=q.device)[:, None] + torch.arange(length, device=q.device)).reshape(-1)
-        order.append(idx)
-
+    plan = _plan(cu_seq_lens_q)
+    if plan.n != n:
+        raise ValueError(f"cu_seqlens cover {plan.n} tokens, the input has {n}")
+    outs = []
+    for length, count, idx in plan.groups:
         def chunks(t):  # (H, N, D) -> (chunks, H, length, D)
-            return t.index_select(1, idx).view(heads, len(starts), length, dim).transpose(0, 1)
+            return t.index_select(1, idx).view(heads, count, length, dim).transpose(0, 1)
 
-        o = F.scaled_dot_product_attention(chunks(q), chunks(k), chunks(v), scale=scaling,
-                                           dropout_p=dropout)
-        outs.append(o.transpose(1, 2).reshape(len(starts) * length, heads, dim))
-    perm = torch.cat(order)
-    out = torch.cat(outs).index_select(0, torch.argsort(perm))  # back to token order
-    assert out.shape[0] == n, "cu_seqlens must cover every token"
+        o = F.scaled_dot_product_attention(chunks(q), chunks(k), chunks(v), scale=scaling, dropout_p=dropout)
+        outs.append(o.transpose(1, 2).reshape(count * length, heads, dim))
+    out = torch.cat(outs).index_select(0, plan.inverse)  # back to token order
     return out.unsqueeze(0), None
 
 
