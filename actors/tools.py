@@ -3,7 +3,8 @@
 Each call returns two object refs: small metadata, and the uint8 frames. The caller owns both (they are task
 returns), so the frames outlive the tool actor that decoded them, and the driver never fetches pixels.
 Actors restart when they die and their in-flight calls are retried (the tool is idempotent). A call that
-overruns `tool.timeout_s` is cancelled (so never retried) and its worker restarted.
+overruns `tool.timeout_s` is cancelled and its worker restarted; should Ray still re-deliver it to the restarted
+worker (cancel and kill race), the call's deadline has passed and the worker returns at once without decoding.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def _split(result) -> tuple[dict, np.ndarray]:
     meta.update(shape=tuple(clip.frames.shape), fps=float(clip.fps), start=float(clip.start), end=float(clip.end),
                 timestamps=list(clip.timestamps))
     return meta, clip.frames
+
+
+def _expired() -> tuple[dict, np.ndarray]:
+    """A call re-delivered after the pool gave up on it (timed out): nobody waits for it, so do no work."""
+    return {"ok": False, "text": "Error: expired", "error": "expired"}, _EMPTY
 
 
 def run_tool_call(name: str, arguments: dict, video: str, duration: float, cfg: ToolConfig):
@@ -70,12 +76,16 @@ class ToolWorker:
         return ray.get_runtime_context().get_node_id()
 
     @ray.method(num_returns=2)
-    def call(self, name: str, arguments: dict, video: str, duration: float):
+    def call(self, name: str, arguments: dict, video: str, duration: float, deadline: float = float("inf")):
+        if time.time() > deadline:
+            return _expired()
         self.calls += 1
         return run_tool_call(name, arguments, video, duration, self.tool_cfg)
 
     @ray.method(num_returns=2)
-    def global_view(self, video: str, duration: float):
+    def global_view(self, video: str, duration: float, deadline: float = float("inf")):
+        if time.time() > deadline:
+            return _expired()
         self.calls += 1
         return run_global_view(video, duration, self.view_cfg, self.tool_cfg.max_source_pixels)
 
@@ -258,7 +268,8 @@ class ToolPool:
             w = await self._acquire()
             self.autoscale()
             t0 = time.perf_counter()
-            meta_ref, frames_ref = getattr(w, method).remote(*args)
+            # wall-clock deadline (the worker may be on another node): a retry Ray makes after our timeout is void
+            meta_ref, frames_ref = getattr(w, method).remote(*args, time.time() + self.tool_cfg.timeout_s)
             try:
                 meta = await asyncio.wait_for(asyncio.wrap_future(meta_ref.future()), self.tool_cfg.timeout_s)
                 self.latencies.append(time.perf_counter() - t0)

@@ -172,6 +172,20 @@ def test_rollout_actor_killed_mid_generation_restarts_with_synced_weights(rl):
     assert ray.get(worker.ready.remote()) == 8
 
 
+def test_tool_call_delivered_after_its_deadline_does_no_work(rl):
+    """What a timed-out call that Ray re-delivers to the restarted worker meets (the cancel/kill race)."""
+    cfg, session, records = rl
+    w, rec = session.tools.workers[0], records[0]
+    before = ray.get(w.ping.remote())
+    late = w.call.remote("get_video_clip_frame", {"start_time": 5, "end_time": 9}, rec.video, rec.duration,
+                         time.time() - 1.0)
+    meta, frames = ray.get(late[0]), ray.get(late[1])
+    assert meta["error"] == "expired" and frames.size == 0 and ray.get(w.ping.remote()) == before
+    ok = w.call.remote("get_video_clip_frame", {"start_time": 5, "end_time": 9}, rec.video, rec.duration,
+                       time.time() + 60)
+    assert ray.get(ok[0])["ok"] and ray.get(w.ping.remote()) == before + 1
+
+
 def test_hung_tool_call_times_out_and_pool_recovers(rl, odd_videos):  # noqa: F811
     """A genuinely slow call: full-resolution decoding of an 8000x8000 video (no decode cap) takes seconds."""
     cfg, session, records = rl
