@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 import numpy as np
 import ray
@@ -99,6 +99,18 @@ class RolloutWorker:
         return time.perf_counter() - t0
 
 
+async def _when_up(call: Callable[[], Awaitable], wait_s: float):
+    """Await `call()` until its actors answer: calls fail fast (ActorUnavailableError) while an actor restarts."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await call()
+        except ray.exceptions.RayActorError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 class RolloutPool:
     """Dispatches generation batches to idle workers; `generate` is awaited by the rollout scheduler."""
 
@@ -148,16 +160,8 @@ class RolloutPool:
 
     async def _restore(self, worker, wait_s: float = 180.0) -> float:
         """A restarted actor runs __init__ again, i.e. holds the initial weights: reload the last synced ones.
-        Calls fail fast (ActorUnavailableError) while the actor restarts, hence the polling. -> load seconds."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                await worker.ready.remote()
-                break
-            except ray.exceptions.RayActorError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
+        -> load seconds."""
+        await _when_up(lambda: worker.ready.remote(), wait_s)
         weights = self.weights
         if weights is None and self.weight_source is not None:
             self._fetching = self._fetching or asyncio.Lock()
@@ -170,14 +174,8 @@ class RolloutPool:
 
     def sync_group_ids(self, wait_s: float = 180.0) -> list[str | None]:
         """Each worker's weight-broadcast group (None: never joined, or restarted since); waits out restarts."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                return ray.get([w.sync_group_id.remote() for w in self.workers])
-            except ray.exceptions.RayActorError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        return asyncio.run(_when_up(lambda: asyncio.gather(*(w.sync_group_id.remote() for w in self.workers)),
+                                    wait_s))
 
     def mark_synced(self, version: int) -> None:
         """Weights `version` reached every worker by another path (NCCL broadcast); no copy is kept here."""

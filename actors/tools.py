@@ -272,8 +272,8 @@ class ToolPool:
             meta_ref, frames_ref = getattr(w, method).remote(*args, time.time() + self.tool_cfg.timeout_s)
             try:
                 meta = await asyncio.wait_for(asyncio.wrap_future(meta_ref.future()), self.tool_cfg.timeout_s)
-                self.latencies.append(time.perf_counter() - t0)
                 meta["latency_s"] = time.perf_counter() - t0
+                self.latencies.append(meta["latency_s"])
                 frames = int((meta.get("shape") or (0,))[0])
                 self.frames += frames
                 if self.telemetry is not None:
