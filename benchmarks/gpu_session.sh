@@ -65,7 +65,7 @@ for stage in "$@"; do
     ;;
   vllm_step)
     log vllm step
-    timeout 420 python3 $SRC/benchmarks/gpu_step.py --preset 3b --backend vllm --trajs 64 --gen 256 ${VLLM_STEP_ARGS:-} --out $RES/gpu_step_vllm.json > $RES/vllm_step.log 2>&1; grep -v Warning $RES/vllm_step.log | tail -45
+    timeout ${VLLM_STEP_TIMEOUT:-560} python3 $SRC/benchmarks/gpu_step.py --preset 3b --backend vllm --trajs 64 --gen 256 ${VLLM_STEP_ARGS:-} --out $RES/gpu_step_vllm.json > $RES/vllm_step.log 2>&1; grep -v Warning $RES/vllm_step.log | tail -45
     ;;
   multi)  # issue 10: pools on separate GPUs, NCCL vs object-store sync, learner scaling
     log multi

@@ -7,8 +7,10 @@ Samples look like gpu_step.py's trajectories (prompt + 16-frame global view, a g
 result of up to 32 frames, another generated turn) but the generated tokens are random, so no rollout engine is
 needed. Each variant builds a fresh learner, warms up with one update, then times `--steps` updates (median).
 Variants: base (the library's defaults, no KL reference), hf_vision_attn (transformers' per-window ViT attention
-loop), no_ac (no activation checkpointing), budget<N> (micro-batch token budget N), kl (k3 KL against a reference
-model: its frozen ViT features shared with the policy) and kl_unshared (the reference runs its own ViT).
+loop), no_ac (no activation checkpointing), budget<N> (micro-batch token budget N), compile (torch.compile per
+block), kl (k3 KL against a reference model: its frozen ViT features shared with the policy) and kl_unshared (the
+reference runs its own ViT); "+" combines them (compile+no_ac). Times: the update, its ViT forwards, and its
+input building (`_batch`: tokens, positions, patches).
 """
 
 from __future__ import annotations
@@ -61,32 +63,49 @@ def synthetic_samples(codec, video: str, duration: float, n: int, gen: int, view
 
 
 def variant_config(name: str, budget: int) -> tuple[LearnerConfig, AlgoConfig, dict]:
-    """-> (learner config, algorithm config, knobs: batched ViT attention, shared reference ViT)."""
+    """A variant is "+"-joined changes to the base -> (learner config, algorithm config, knobs: batched ViT
+    attention, shared reference ViT)."""
     cfg = dict(lr=1e-6, mixed_precision="bf16" if torch.cuda.is_available() else "none",
                activation_checkpointing=True, max_tokens_per_micro_batch=budget)
     knobs = {"batched": True, "share": True}
     kl = 0.0
-    if name == "hf_vision_attn":
-        knobs["batched"] = False
-    elif name in ("kl", "kl_unshared"):
-        kl, knobs["share"] = 0.01, name == "kl"
-    elif name == "no_ac":
-        cfg["activation_checkpointing"] = False
-    elif name.startswith("budget"):
-        cfg["max_tokens_per_micro_batch"] = int(name.removeprefix("budget"))
-    elif name != "base":
-        raise SystemExit(f"unknown variant {name!r}")
+    for part in name.split("+"):
+        if part == "hf_vision_attn":
+            knobs["batched"] = False
+        elif part in ("kl", "kl_unshared"):
+            kl, knobs["share"] = 0.01, part == "kl"
+        elif part == "no_ac":
+            cfg["activation_checkpointing"] = False
+        elif part == "compile":
+            cfg["compile"] = True
+        elif part.startswith("budget"):
+            cfg["max_tokens_per_micro_batch"] = int(part.removeprefix("budget"))
+        elif part != "base":
+            raise SystemExit(f"unknown variant part {part!r} in {name!r}")
     return LearnerConfig(**cfg), AlgoConfig(kl_coef=kl), knobs
 
 
-class VisionTimer:
-    """Wall time spent in ViT forwards (the policy's and the reference's; device-synchronised around them)."""
+class PhaseTimer:
+    """Wall time spent in one phase: ViT forwards (the policy's and the reference's) through module hooks, input
+    building by wrapping a method; device-synchronised around each."""
 
-    def __init__(self, visuals, sync):
+    def __init__(self, sync):
         self.total, self._t0, self.sync = 0.0, 0.0, sync
-        for visual in visuals:
-            visual.register_forward_pre_hook(self._pre)
-            visual.register_forward_hook(self._post)
+
+    def hook(self, modules) -> "PhaseTimer":
+        for m in modules:
+            m.register_forward_pre_hook(self._pre)
+            m.register_forward_hook(self._post)
+        return self
+
+    def wrap(self, fn):
+        def timed(*a, **kw):
+            self._pre()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self._post()
+        return timed
 
     def _pre(self, *_):
         self.sync()
@@ -109,35 +128,43 @@ def run_variant(name, path, samples, args, dev) -> dict:
         if m is not None:
             m.set_attn_implementation({"vision_config": VISION_ATTENTION if knobs["batched"] else "sdpa"})
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    vt = VisionTimer([m.model.model.visual for m in (learner.policy, learner.ref) if m is not None], sync)
+    vt = PhaseTimer(sync).hook([m.model.model.visual for m in (learner.policy, learner.ref) if m is not None])
+    bt = PhaseTimer(sync)
+    learner._batch = bt.wrap(learner._batch)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    learner.policy_update(samples)  # warm-up
-    times, vis = [], []
+    t0 = time.perf_counter()
+    learner.policy_update(samples)  # warm-up (compiles, with `compile`)
+    sync()
+    warmup = time.perf_counter() - t0
+    times, vis, build = [], [], []
     for _ in range(args.steps):
-        vt.total = 0.0
+        vt.total = bt.total = 0.0
         sync()
         t0 = time.perf_counter()
         learner.policy_update(samples)
         sync()
         times.append(time.perf_counter() - t0)
         vis.append(vt.total)
+        build.append(bt.total)
     profile = ""
     if name in args.profile:
         profile = profile_update(learner, samples, dev)
     flops = train_flops(learner.config, samples)
     t = statistics.median(times)
     tokens = sum(s.num_tokens for s in samples)
-    res = {"variant": name, "update_s": t, "update_s_all": times, "vision_fwd_s": statistics.median(vis),
+    res = {"variant": name, "update_s": t, "update_s_all": times, "warmup_s": warmup, "vision_fwd_s": statistics.median(vis),
+           "batch_build_s": statistics.median(build),
            "tokens": tokens, "tokens_per_s": tokens / t, "tflops": flops / t / 1e12, "mfu": flops / t / PEAK_BF16,
            "micro_batches": len(learner._micro_batches(samples)),
            "peak_mem_gib": torch.cuda.max_memory_reserved() / 2**30 if dev.type == "cuda" else 0.0}
     print(f"{name}: {res['update_s']:.2f} s/update, vision fwd {res['vision_fwd_s']:.2f} s, "
+          f"inputs {res['batch_build_s']:.2f} s, "
           f"{res['tokens_per_s']:.0f} tok/s, {res['tflops']:.1f} TFLOP/s, MFU {res['mfu']:.3f}", flush=True)
     if profile:
         print(profile, flush=True)
         res["profile"] = profile
-    del learner, hf_model, vt
+    del learner, hf_model, vt, bt
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()

@@ -170,6 +170,7 @@ class LearnerConfig:
     mixed_precision: str = "none"  # bf16: fp32 master weights, bf16 compute (FSDP2 MixedPrecisionPolicy)
     activation_checkpointing: bool = False
     max_tokens_per_micro_batch: int = 0  # > 0: dynamic micro-batches by token budget instead of micro_batch_size
+    compile: bool = False  # torch.compile each decoder layer / ViT block (first update pays the compile time)
 
 
 @dataclass

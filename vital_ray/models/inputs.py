@@ -54,14 +54,14 @@ def collate(seqs: list[SeqInput], config, pad_id: int, left_pad: bool, device="c
         sg = [v.grid for v in s.videos]
         pos[:, b, off:off + n] = mrope_positions(ids, sg, [v.second_per_grid for v in s.videos], vid_tok, tps)
         for v in s.videos:
-            patches, _ = vision.frames_to_patches(v.frames)
+            patches, _ = vision.frames_to_patches(v.frames, device)
             rows.append(patches)
             grids.append(v.grid)
         offsets.append(off)
     out = {"input_ids": input_ids.to(device), "attention_mask": attn.to(device), "position_ids": pos.to(device),
            "offsets": offsets}
     if rows:
-        out["pixel_values_videos"] = torch.cat(rows).to(device)
+        out["pixel_values_videos"] = torch.cat(rows)
         out["video_grid_thw"] = torch.tensor(grids, dtype=torch.long, device=device)
     return out
 

@@ -43,6 +43,8 @@ class FSDPLearner:
             m = load_qwen_vl(path, torch_dtype, self.device)
             if freeze_vision:
                 m.model.visual.requires_grad_(False)
+            if learner.compile:
+                fsdp.compile_blocks(m)
             return m
 
         mp = learner.mixed_precision
