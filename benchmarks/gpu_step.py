@@ -160,6 +160,12 @@ def to_samples(trajs, rng) -> list[TrainSample]:
     return out
 
 
+def alloc_retries() -> int:
+    """cudaMalloc failures the caching allocator recovered from by freeing its cache (a synchronising, slow path
+    that a GPU shared with the rollout engine can fall into)."""
+    return torch.cuda.memory_stats().get("num_alloc_retries", 0) if torch.cuda.is_available() else 0
+
+
 def sync(learner, engine, dtype) -> float:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -220,6 +226,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--token-budget", type=int, default=16384, help="learner micro-batch token budget")
     ap.add_argument("--no-ac", action="store_true", help="no activation checkpointing")
     ap.add_argument("--compile", action="store_true", help="torch.compile the learner's blocks")
+    ap.add_argument("--ab-runs", type=int, default=3, help="runs each of our engine layer and the bare engine")
     ap.add_argument("--gpu-mem", type=float, default=0.3, help="vLLM gpu_memory_utilization")
     ap.add_argument("--eager", action="store_true", help="vLLM without torch.compile/CUDA graphs (starts ~1 min sooner)")
     ap.add_argument("--out", default="")
@@ -292,6 +299,7 @@ def main(argv=None) -> dict:
             "mfu": flops / t_train / PEAK_BF16, "grad_norm": m.get("grad_norm"),
             "rollout_logprob_diff_mean": m.get("rollout_logprob_diff_mean"),
             "peak_gpu_mem_gib": torch.cuda.max_memory_reserved() / 2**30 if dev.type == "cuda" else 0.0,
+            "alloc_retries": alloc_retries(),
             "gpu_mem_used_gib": ((lambda f, t: (t - f) / 2**30)(*torch.cuda.mem_get_info()) if dev.type == "cuda"
                                  else 0.0),
             "seq_len_mean": tokens / len(samples), "_calls": ro["gen_calls"],
@@ -301,12 +309,12 @@ def main(argv=None) -> dict:
     last = steps[-1]
     gen_ex_tool = last["gen_tokens"] / (last["rollout_s"] - last["tool_s"])
     # Only vLLM has an engine call below our layer (for transformers both sides would be HFEngine.generate).
-    # Our layer and the bare engine alternate on the same calls, 3 runs each: the layer's own cost, apart from
+    # Our layer and the bare engine alternate on the same calls, --ab-runs each: the layer's own cost, apart from
     # what the step adds around generation (weight sync and training before it on the same GPU).
     bare_tps = ours_tps = float("nan")
     if hasattr(engine, "llm"):
         runs = [(engine_tps(engine, last["_calls"], bare=False), engine_tps(engine, last["_calls"], bare=True))
-                for _ in range(3)]
+                for _ in range(args.ab_runs)]
         ours_tps, bare_tps = (statistics.median(r[i] for r in runs) for i in (0, 1))
     overhead = 1.0 - gen_ex_tool / bare_tps
     for s in steps:

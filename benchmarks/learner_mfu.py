@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.gpu_step import PEAK_BF16, make_frame_dir, model_folder, save_result, train_flops  # noqa: E402 (sets NCCL env)
+from benchmarks.gpu_step import PEAK_BF16, alloc_retries, make_frame_dir, model_folder, save_result, train_flops  # noqa: E402 (sets NCCL env)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -157,7 +157,8 @@ def run_variant(name, path, samples, args, dev) -> dict:
            "batch_build_s": statistics.median(build),
            "tokens": tokens, "tokens_per_s": tokens / t, "tflops": flops / t / 1e12, "mfu": flops / t / PEAK_BF16,
            "micro_batches": len(learner._micro_batches(samples)),
-           "peak_mem_gib": torch.cuda.max_memory_reserved() / 2**30 if dev.type == "cuda" else 0.0}
+           "peak_mem_gib": torch.cuda.max_memory_reserved() / 2**30 if dev.type == "cuda" else 0.0,
+           "alloc_retries": alloc_retries()}
     print(f"{name}: {res['update_s']:.2f} s/update, vision fwd {res['vision_fwd_s']:.2f} s, "
           f"inputs {res['batch_build_s']:.2f} s, "
           f"{res['tokens_per_s']:.0f} tok/s, {res['tflops']:.1f} TFLOP/s, MFU {res['mfu']:.3f}", flush=True)

@@ -50,6 +50,7 @@ def _plan(cu: torch.Tensor) -> _Plan:
     return plan
 
 
+@torch.compiler.disable  # eager inside compiled ViT blocks: tracing the plan cache would recompile every batch
 def windowed_attention(module, query, key, value, attention_mask=None, scaling=None, dropout=0.0,
                        cu_seq_lens_q=None, cu_seq_lens_k=None, **_):
     """query/key/value (1, H, N, D) holding consecutive independent chunks given by `cu_seq_lens_q`
