@@ -52,7 +52,7 @@ for stage in "$@"; do
   learner)  # learner MFU, variants side by side, one profiled
     log learner
     timeout ${LEARNER_TIMEOUT:-420} python3 $SRC/benchmarks/learner_mfu.py --preset 3b --samples ${LEARNER_SAMPLES:-16} --steps 1 \
-      --variants ${LEARNER_VARIANTS:-hf_vision_attn,base,no_ac,budget32768} --profile ${LEARNER_PROFILE:-base} \
+      --variants ${LEARNER_VARIANTS:-base,compile,compile+no_ac} --profile ${LEARNER_PROFILE:-compile} \
       --out $RES/learner_mfu.json > $RES/learner.log 2>&1; grep -v -i warn $RES/learner.log | tail -90
     ;;
   hf)  # issue 8 with the transformers backend on the GPU
