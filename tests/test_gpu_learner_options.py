@@ -133,6 +133,39 @@ def test_frozen_vit_features_are_shared_with_the_kl_reference(tiny_model_path):
     assert abs(r["grad_norm"][0] - r["grad_norm"][1]) <= 1e-5 * r["grad_norm"][1]
 
 
+def _epochs_worker(rank, world, port, path, q):
+    """ppo_epochs=2 with a frozen ViT: its features are computed once per micro-batch (not for the old-log-prob
+    pass and each epoch again), with the same updates."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    from vital_ray.training import fsdp
+    from vital_ray.training.learner import FSDPLearner
+
+    fsdp.init_distributed(rank, world, "127.0.0.1", port, "gloo")
+    samples = _samples(path, [0, 3, 40, 2])
+    cfg, algo = LearnerConfig(lr=1e-3, micro_batch_size=2, ppo_epochs=2), AlgoConfig(kl_coef=0.0)
+    reuse, plain = FSDPLearner(path, cfg, algo), FSDPLearner(path, cfg, algo)
+    plain.reuse_vision = False
+    calls = {"reuse": 0, "plain": 0}
+    for name, lrn in (("reuse", reuse), ("plain", plain)):
+        lrn.policy.model.model.visual.register_forward_hook(lambda *a, n=name: calls.__setitem__(n, calls[n] + 1))
+    res = {"flags": (reuse.reuse_vision, FSDPLearner(path, LearnerConfig(ppo_epochs=1), algo).reuse_vision),
+           "updates": [(reuse.policy_update(samples), plain.policy_update(samples)) for _ in range(2)],
+           "calls": dict(calls)}
+    q.put((rank, res))
+
+
+def test_ppo_epochs_compute_frozen_vit_features_once(tiny_model_path):
+    r = _spawn(1, tiny_model_path, _epochs_worker)[0]
+    assert r["flags"] == (True, False)
+    assert r["calls"] == {"reuse": 2 * 2, "plain": 2 * (2 + 2 * 2)}  # 2 updates x 2 micro-batches (x 3 passes)
+    for a, b in r["updates"]:
+        for key in ("grad_norm", "pg_loss", "clip_frac"):
+            if key in a:
+                assert abs(a[key] - b[key]) <= 1e-5 * max(1.0, abs(b[key])), key
+        assert a["tokens"] == b["tokens"]
+
+
 def _compile_worker(rank, world, port, path, q):
     """learner.compile: the compiled blocks give the eager log-probs and gradients, through FSDP2 and
     activation checkpointing, over micro-batches of different lengths (dynamic shapes, no recompile storm)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -69,6 +69,8 @@ class FSDPLearner:
         # A frozen ViT is the same in the policy and the reference (both start from the stage's model): its
         # features are computed once per micro-batch and fed to both, instead of one ViT forward each.
         self.share_vision = self.ref is not None and freeze_vision and self._same_vision()
+        # PPO epochs > 1 revisit every micro-batch: a frozen ViT's features are then computed once, not per epoch
+        self.reuse_vision = freeze_vision and self.ref is None and learner.ppo_epochs > 1
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=learner.lr, betas=tuple(learner.betas),
                                      weight_decay=learner.weight_decay)
@@ -116,6 +118,16 @@ class FSDPLearner:
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item())
 
+    def _inputs(self, mb: list[TrainSample]) -> dict:
+        """Model inputs of one micro-batch. Where a frozen ViT's output serves more than one forward (the KL
+        reference, later PPO epochs), it is computed here once, without grad, and replaces the pixels."""
+        batch = self._batch(mb)
+        if (self.share_vision or self.reuse_vision) and "pixel_values_videos" in batch:
+            with torch.no_grad():
+                batch["video_embeds"] = self.policy(**model_kwargs(batch), video_only=True)
+            del batch["pixel_values_videos"]
+        return batch
+
     def _score(self, module, batch, with_entropy=False):
         return module(**model_kwargs(batch), score_mask=batch["score_mask"], with_entropy=with_entropy)
 
@@ -125,15 +137,14 @@ class FSDPLearner:
         """Learner log-probs of each sample's loss-masked tokens (for parity checks and old-logprob recompute)."""
         mbs = self._micro_batches(samples)
         where = {id(s): i for i, s in enumerate(s for mb in mbs for s in mb)}  # micro-batches may reorder
-        out = self._logprobs_of(mbs)
+        out = self._logprobs_of(self._inputs(mb) for mb in mbs)
         return [out[where[id(s)]] for s in samples]  # fillers dropped
 
     @torch.no_grad()
-    def _logprobs_of(self, mbs: list[list[TrainSample]]) -> list[np.ndarray]:
+    def _logprobs_of(self, batches: Iterable[dict]) -> list[np.ndarray]:
         self.policy.eval()
         out = []
-        for mb in mbs:
-            batch = self._batch(mb)
+        for batch in batches:
             lp, _ = self._score(self.policy, batch)
             counts = batch["score_mask"].sum(1).tolist()
             out += [x.float().cpu().numpy() for x in torch.split(lp, counts)]
@@ -143,17 +154,17 @@ class FSDPLearner:
     def policy_update(self, samples: list[TrainSample]) -> dict:
         """PPO-clip (+dual clip) + k3 KL, token-mean per micro-batch / #micro-batches (verl semantics)."""
         mbs = self._micro_batches(samples)
-        old_lp = self._logprobs_of(mbs) if self.cfg.ppo_epochs > 1 else None
+        epochs = self.cfg.ppo_epochs
+        # with several epochs the inputs (token tensors, ViT features) are built once and kept for all of them
+        kept = [self._inputs(mb) for mb in mbs] if epochs > 1 else None
+        old_lp = self._logprobs_of(kept) if epochs > 1 else None
         metrics: dict[str, list[float]] = {}
-        for _ in range(self.cfg.ppo_epochs):
+        for _ in range(epochs):
             self.policy.train()
             self.opt.zero_grad(set_to_none=True)
             offset = 0
-            for mb in mbs:
-                batch = self._batch(mb)
-                if self.share_vision and "pixel_values_videos" in batch:
-                    with torch.no_grad():
-                        batch["video_embeds"] = self.policy(**model_kwargs(batch), video_only=True)
+            for i, mb in enumerate(mbs):
+                batch = kept[i] if kept is not None else self._inputs(mb)
                 logp, _ = self._score(self.policy, batch)
                 if old_lp is None:  # one update per rollout batch: exactly on-policy, ratio 1 (as verl 0.4)
                     old = logp.detach()
