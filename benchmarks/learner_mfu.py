@@ -24,7 +24,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.gpu_step import PEAK_BF16, alloc_retries, make_frame_dir, model_folder, save_result, train_flops  # noqa: E402 (sets NCCL env)
+from benchmarks.gpu_step import (PEAK_BF16, alloc_retries, make_frame_dir, model_folder,  # noqa: E402 (sets NCCL env)
+                                  save_result, train_flops)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -153,7 +154,8 @@ def run_variant(name, path, samples, args, dev) -> dict:
     flops = train_flops(learner.config, samples)
     t = statistics.median(times)
     tokens = sum(s.num_tokens for s in samples)
-    res = {"variant": name, "update_s": t, "update_s_all": times, "warmup_s": warmup, "vision_fwd_s": statistics.median(vis),
+    res = {"variant": name, "update_s": t, "update_s_all": times, "warmup_s": warmup,
+           "vision_fwd_s": statistics.median(vis),
            "batch_build_s": statistics.median(build),
            "tokens": tokens, "tokens_per_s": tokens / t, "tflops": flops / t / 1e12, "mfu": flops / t / PEAK_BF16,
            "micro_batches": len(learner._micro_batches(samples)),

@@ -39,20 +39,18 @@ def _blocks(root: torch.nn.Module):
     return [m for m in root.modules() if type(m).__name__.removeprefix("FSDP") in BLOCKS]
 
 
-def compile_blocks(root: torch.nn.Module) -> int:
+def compile_blocks(root: torch.nn.Module) -> None:
     """torch.compile each decoder layer's and vision block's `forward` (fused norms, rotary, SwiGLU; the
     layers share one compiled graph). Only `forward`: FSDP's gathers and activation checkpointing stay in
-    eager around it. Returns how many blocks were compiled."""
+    eager around it."""
     import torch._dynamo
 
     # Micro-batch length, batch size and patch count change every call: dynamo compiles a shape-generic graph
     # on the second shape, but the layers still need several (mask or none, batch of 1, grad or no_grad, each
     # first static); past the default limit of 8, dynamo would silently run a new variant eagerly.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
-    blocks = _blocks(root)
-    for block in blocks:
+    for block in _blocks(root):
         block.forward = torch.compile(block.forward)
-    return len(blocks)
 
 
 def shard_model(root: torch.nn.Module, device: torch.device, reshard_after_forward: bool = True,
