@@ -3,6 +3,7 @@ tool call that hangs, records whose videos cannot be used. Each run either compl
 a lost learner rank, fails the step at once with a clear error (the resume is tested in test_recipe_ray.py and,
 end to end, in the slow test here)."""
 
+import asyncio
 import json
 import os
 import signal
@@ -186,20 +187,34 @@ def test_tool_call_delivered_after_its_deadline_does_no_work(rl):
     assert ray.get(ok[0])["ok"] and ray.get(w.ping.remote()) == before + 1
 
 
+async def _ping_restarted(worker, restarts: int, wait_s: float = 30.0) -> int:
+    """`ping` on the worker's incarnation after `restarts` kills. `ray.kill` is asynchronous: a ping sent right after
+    it can still reach the killed incarnation, which legitimately counts the call it was running."""
+    from ray._private import state
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < wait_s:
+        info = state.actors(actor_id=worker._actor_id.hex())
+        if info["State"] == "ALIVE" and info["NumRestarts"] >= restarts:
+            return await worker.ping.remote()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"worker not back after {restarts} restarts in {wait_s:g}s: {info['State']}, "
+                         f"{info['NumRestarts']} restarts")
+
+
 def test_hung_tool_call_times_out_and_pool_recovers(rl, odd_videos):  # noqa: F811
     """A genuinely slow call: full-resolution decoding of an 8000x8000 video (no decode cap) takes seconds."""
     cfg, session, records = rl
     tool_cfg = type(cfg.tool)(**{**cfg.tool.__dict__, "timeout_s": 1.0, "max_retries": 1,
                                  "max_source_pixels": 10**9})
     pool = ToolPool(tool_cfg, cfg.view, cfg.tool_pool)
-    import asyncio
 
     async def calls():
         t0 = time.perf_counter()
         hung, _ = await pool.call("get_video_clip_frame", {"start_time": 0.0, "end_time": 1.9}, odd_videos["huge"],
                                   2.0)
         hung_s = time.perf_counter() - t0
-        restarted_calls = await pool.workers[0].ping.remote()  # a cancelled call must not be re-run
+        restarted_calls = await _ping_restarted(pool.workers[0], pool.timeouts)  # a cancelled call is not re-run
         rec = records[0]
         ok = await pool.call("get_video_clip_frame", {"start_time": 5, "end_time": 9}, rec.video, rec.duration)
         return hung, hung_s, restarted_calls, ok

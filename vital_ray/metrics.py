@@ -97,7 +97,12 @@ class MetricsLogger:
 
     def close(self) -> None:
         if self.wandb is not None:
+            import wandb
+
             self.wandb.finish()
+            # finish() can return before the wandb service has written and closed the run file; teardown waits for
+            # the service to exit, so the offline run dir is complete once close() returns (seen in CI: header only)
+            wandb.teardown()
 
 
 def wandb_mode() -> str:
