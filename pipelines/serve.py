@@ -45,6 +45,7 @@ def start(cfg: ServeJobConfig, blocking: bool = True):
     from ray import serve
 
     from actors.serve import build_app
+    from pipelines.session import worker_env_vars
 
     if not ray.is_initialized():
         if cfg.ray.address:
@@ -52,7 +53,7 @@ def start(cfg: ServeJobConfig, blocking: bool = True):
         else:
             # "local": a new cluster even if `ray start` left one on this machine (join it with ray.address)
             ray.init(address="local", num_cpus=cfg.ray.num_cpus or None, include_dashboard=cfg.ray.include_dashboard,
-                     runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}})
+                     runtime_env={"env_vars": worker_env_vars()})
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     return serve.run(build_app(cfg), name="vital_ray", route_prefix="/", blocking=blocking)
 

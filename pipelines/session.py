@@ -27,9 +27,15 @@ def init_ray(cfg: DGRPOJobConfig) -> None:
     if address:  # join a cluster: the job's runtime env (cluster/runtime_env.yaml) applies; adding one here
         ray.init(address=address, **kwargs)  # would conflict with it
     else:  # "local": a fresh cluster, never silently joining one that `ray start` left on this machine
-        env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"},
-               "worker_process_setup_hook": _quiet_worker_logs()}
+        env = {"env_vars": worker_env_vars(), "worker_process_setup_hook": _quiet_worker_logs()}
         ray.init(address="local", num_cpus=cfg.ray.num_cpus or None, runtime_env=env, **kwargs)
+
+
+def worker_env_vars() -> dict[str, str]:
+    """cluster/runtime_env.yaml's env_vars: a local run's workers get what a submitted job's do."""
+    from cluster.submit import load_runtime_env
+
+    return {k: str(v) for k, v in (load_runtime_env().get("env_vars") or {}).items()}
 
 
 def _quiet_worker_logs():
