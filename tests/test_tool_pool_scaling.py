@@ -142,17 +142,19 @@ def test_pool_grows_under_a_burst_and_shrinks_when_idle(ray_two_cpus, synthetic)
 
 def test_shrinking_never_drops_in_flight_calls(ray_two_cpus, synthetic):
     """idle_s_before_shrink=0: workers are drained while calls still run on them; every call still succeeds on
-    its first attempt (a killed busy worker would surface as a retry)."""
+    its first attempt (a killed busy worker would surface as a retry). Shrinking takes two scaling steps while
+    over-sized, and the burst's tail (4 or fewer calls left) lasts about two call latencies (~70 ms): ticks every
+    10 ms make sure those steps fall inside it."""
     records, _ = synthetic
     cfg = ToolPoolConfig(min_workers=1, max_workers=3, num_cpus_per_worker=0.5, max_concurrency=1,
-                         scale_up_queue=2, idle_s_before_shrink=0.0, autoscale_interval_s=0.1,
+                         scale_up_queue=2, idle_s_before_shrink=0.0, autoscale_interval_s=0.01,
                          request_resources=False)
     pool = ToolPool(TOOL, VIEW, cfg)
     try:
         metas = burst(pool, records[1].video, 30)
         sizes = [s for _, s, q in pool.history if q > 0]
         assert max(sizes) == 3
-        assert any(b < a for a, b in zip(sizes, sizes[1:])), "pool never shrank while calls were outstanding"
+        assert any(b < a for a, b in zip(sizes, sizes[1:])), f"pool never shrank while calls were outstanding: {list(pool.history)[-12:]}"
         assert all(m["ok"] and m["attempts"] == 1 for m in metas)
     finally:
         pool.shutdown()
