@@ -4,8 +4,10 @@
 
 Joins the cluster, writes a short synthetic mp4 to a temp dir, pushes `--calls` clip-tool calls through an
 autoscaling ToolPool (telemetry on), and prints what happened: calls ok, frames, pool size over time, and on which
-nodes the tool workers ran (tool-labelled or not). `--linger-s` keeps the driver up so its metrics reach the
-node's export port before it exits. Exit 1 if any call failed.
+nodes the tool workers ran (tool-labelled or not). `--metrics-wait-s` waits until the driver's metrics show on its
+node's Prometheus export port (what the dashboard reads; export lags the driver by a report interval or more);
+`--linger-s` then keeps the driver, and so its gauges, up a while longer. Exit 1 if any call failed or the
+metrics did not show.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ import asyncio
 import sys
 import tempfile
 import time
+import urllib.request
+
+# what the check's telemetry exports (Prometheus names; gauges vanish when the driver exits)
+METRICS = ("ray_vital_ray_tool_latency_s_bucket", "ray_vital_ray_frames_decoded_total", "ray_vital_ray_tool_workers",
+           "ray_vital_ray_tool_queue_depth", "ray_vital_ray_phase{")
 
 
 def run(calls: int, max_workers: int) -> dict:
@@ -54,19 +61,41 @@ def run(calls: int, max_workers: int) -> dict:
     return out
 
 
+def wait_for_metrics(timeout_s: float) -> bool:
+    """True once all of METRICS are on this node's export port, polled until `timeout_s`."""
+    import ray
+
+    node = next(n for n in ray.nodes() if n["NodeID"] == ray.get_runtime_context().get_node_id())
+    url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError:
+            text = ""
+        if all(m in text for m in METRICS):
+            return True
+        if time.time() > deadline:
+            return False
+        time.sleep(1.0)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=16)
     ap.add_argument("--max-workers", type=int, default=2)
+    ap.add_argument("--metrics-wait-s", type=float, default=0.0, help="0: do not check the metrics export")
     ap.add_argument("--linger-s", type=float, default=0.0)
     args = ap.parse_args(argv)
     import ray
 
     ray.init(address="auto", log_to_driver=False)
     out = run(args.calls, args.max_workers)
+    if args.metrics_wait_s > 0:
+        out["metrics"] = "exported" if wait_for_metrics(args.metrics_wait_s) else "missing"
     print("cluster check: " + " ".join(f"{k}={v}" for k, v in out.items()), flush=True)
     time.sleep(args.linger_s)
-    return 0 if out["ok"] == out["calls"] else 1
+    return 0 if out["ok"] == out["calls"] and out.get("metrics") != "missing" else 1
 
 
 if __name__ == "__main__":

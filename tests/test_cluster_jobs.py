@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 
+from cluster.check import METRICS
 from cluster.submit import build_entrypoint, client, load_runtime_env, main as submit_main, wait
 
 pytestmark = pytest.mark.ray
@@ -119,20 +120,19 @@ def scrape(port: int) -> str:
 
 def test_submitted_check_job_runs_logs_and_metrics(head, capsys):
     """A job through `vital-ray submit`: our code arrives with the working dir, the tool pool runs on the cluster,
-    its metrics (gauges included: they live while the driver does) are on the head's metrics export port."""
+    its metrics (gauges included: they live while the driver does) are on the head's metrics export port. The job
+    waits for its own metrics there before lingering, so a slow export cannot outlast the driver's gauges."""
     url, metrics_port, _ = head
-    rc = submit_main(["--address", url, "--working-dir", ROOT, "--",
-                      "python", "-m", "cluster.check", "--calls", "8", "--linger-s", "10"])
+    rc = submit_main(["--address", url, "--working-dir", ROOT, "--", "python", "-m", "cluster.check", "--calls", "8",
+                      "--metrics-wait-s", "90", "--linger-s", "10"])
     out = capsys.readouterr().out
     assert rc == 0 and out.startswith("submitted raysubmit_"), out
     job_id = out.split()[1].rstrip(":")
-    names = ("ray_vital_ray_tool_latency_s_bucket", "ray_vital_ray_frames_decoded_total",
-             "ray_vital_ray_tool_workers", "ray_vital_ray_tool_queue_depth", 'ray_vital_ray_phase{')
-    deadline, text = time.time() + 120, ""
-    while time.time() < deadline and not all(n in text for n in names):
+    deadline, text = time.time() + 150, ""
+    while time.time() < deadline and not all(n in text for n in METRICS):
         time.sleep(2)
         text = scrape(metrics_port)
-    assert all(n in text for n in names), [n for n in names if n not in text]
+    assert all(n in text for n in METRICS), [n for n in METRICS if n not in text]
     assert any(ln.startswith("ray_vital_ray_phase{") and 'phase="tools"' in ln and ln.endswith(" 1.0")
                for ln in text.splitlines())
     assert wait(client(url), job_id, timeout_s=120) == "SUCCEEDED"
@@ -140,7 +140,7 @@ def test_submitted_check_job_runs_logs_and_metrics(head, capsys):
     assert capsys.readouterr().out.strip() == "SUCCEEDED"
     assert submit_main(["--address", url, "--logs", job_id]) == 0
     logs = capsys.readouterr().out
-    assert "cluster check: calls=8 ok=8" in logs and "(tool)" in logs  # the head is labelled a tool node
+    assert "cluster check: calls=8 ok=8" in logs and "(tool)" in logs and "metrics=exported" in logs  # the head is labelled a tool node
 
 
 def test_failing_job_reports_failure(head, capsys):
