@@ -61,18 +61,22 @@ def run(calls: int, max_workers: int) -> dict:
     return out
 
 
+def scrape(host: str, port: int) -> str:
+    """A node's Prometheus export page; empty while it does not answer."""
+    try:
+        return urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return ""
+
+
 def wait_for_metrics(timeout_s: float) -> bool:
     """True once all of METRICS are on this node's export port, polled until `timeout_s`."""
     import ray
 
     node = next(n for n in ray.nodes() if n["NodeID"] == ray.get_runtime_context().get_node_id())
-    url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
     deadline = time.time() + timeout_s
     while True:
-        try:
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
-        except OSError:
-            text = ""
+        text = scrape(node["NodeManagerAddress"], node["MetricsExportPort"])
         if all(m in text for m in METRICS):
             return True
         if time.time() > deadline:

@@ -12,11 +12,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
-from cluster.check import METRICS
+from cluster.check import METRICS, scrape
 from cluster.submit import build_entrypoint, client, load_runtime_env, main as submit_main, wait
 
 pytestmark = pytest.mark.ray
@@ -111,13 +110,6 @@ def test_unreachable_cluster_is_a_clear_error(capsys):
     assert "error: Failed to connect" in capsys.readouterr().err
 
 
-def scrape(port: int) -> str:
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    except OSError:
-        return ""
-
-
 def test_submitted_check_job_runs_logs_and_metrics(head, capsys):
     """A job through `vital-ray submit`: our code arrives with the working dir, the tool pool runs on the cluster,
     its metrics (gauges included: they live while the driver does) are on the head's metrics export port. The job
@@ -131,7 +123,7 @@ def test_submitted_check_job_runs_logs_and_metrics(head, capsys):
     deadline, text = time.time() + 150, ""
     while time.time() < deadline and not all(n in text for n in METRICS):
         time.sleep(2)
-        text = scrape(metrics_port)
+        text = scrape("127.0.0.1", metrics_port)
     assert all(n in text for n in METRICS), [n for n in METRICS if n not in text]
     assert any(ln.startswith("ray_vital_ray_phase{") and 'phase="tools"' in ln and ln.endswith(" 1.0")
                for ln in text.splitlines())
@@ -140,7 +132,8 @@ def test_submitted_check_job_runs_logs_and_metrics(head, capsys):
     assert capsys.readouterr().out.strip() == "SUCCEEDED"
     assert submit_main(["--address", url, "--logs", job_id]) == 0
     logs = capsys.readouterr().out
-    assert "cluster check: calls=8 ok=8" in logs and "(tool)" in logs and "metrics=exported" in logs  # the head is labelled a tool node
+    # the head is labelled a tool node
+    assert "cluster check: calls=8 ok=8" in logs and "(tool)" in logs and "metrics=exported" in logs
 
 
 def test_failing_job_reports_failure(head, capsys):

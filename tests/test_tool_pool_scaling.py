@@ -154,7 +154,8 @@ def test_shrinking_never_drops_in_flight_calls(ray_two_cpus, synthetic):
         metas = burst(pool, records[1].video, 30)
         sizes = [s for _, s, q in pool.history if q > 0]
         assert max(sizes) == 3
-        assert any(b < a for a, b in zip(sizes, sizes[1:])), f"pool never shrank while calls were outstanding: {list(pool.history)[-12:]}"
+        assert any(b < a for a, b in zip(sizes, sizes[1:])), \
+            f"pool never shrank while calls were outstanding: {list(pool.history)[-12:]}"
         assert all(m["ok"] and m["attempts"] == 1 for m in metas)
     finally:
         pool.shutdown()
