@@ -118,7 +118,7 @@ class PhaseTimer:
 
 
 def run_variant(name, path, samples, args, dev) -> dict:
-    from vital_ray.models.attention import VISION_ATTENTION
+    from vital_ray.models.attention import use_batched_vision_attention
     from vital_ray.training.learner import FSDPLearner
 
     lcfg, algo, knobs = variant_config(name, args.token_budget)
@@ -127,7 +127,7 @@ def run_variant(name, path, samples, args, dev) -> dict:
     hf_model = learner.policy.model
     for m in (hf_model, learner.ref.model if learner.ref is not None else None):
         if m is not None:
-            m.set_attn_implementation({"vision_config": VISION_ATTENTION if knobs["batched"] else "sdpa"})
+            use_batched_vision_attention(m, knobs["batched"])
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     vt = PhaseTimer(sync).hook([m.model.model.visual for m in (learner.policy, learner.ref) if m is not None])
     bt = PhaseTimer(sync)

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
+
+from tests.spawn import spawn_ranks
 
 if torch.cuda.device_count() < 1:
     pytest.skip("needs a GPU", allow_module_level=True)
@@ -37,16 +38,7 @@ def _bcast(rank, port, q):
 def test_nccl_bucketed_broadcast_is_exact_gpu():
     from vital_ray.training.fsdp import free_port
 
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    port = free_port()
-    ps = [ctx.Process(target=_bcast, args=(r, port, q)) for r in range(2)]
-    for p in ps:
-        p.start()
-    res = dict(q.get(timeout=90) for _ in range(2))
-    for p in ps:
-        p.join(60)
-    assert res == {0: True, 1: True}
+    assert spawn_ranks(_bcast, 2, (free_port(),), timeout=90) == {0: True, 1: True}
 
 
 def _learn(rank, world, port, path, q):

@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
+
+from tests.spawn import spawn_ranks
 
 from vital_ray.batch import TrainSample, pad_micro_batches, token_budget_batches
 from vital_ray.config import AlgoConfig, LearnerConfig
@@ -203,17 +204,7 @@ def _spawn(world, path, target=None, timeout=240):
     """Run `target(rank, world, port, path, queue)` in `world` spawned processes; -> {rank: result}."""
     from vital_ray.training.fsdp import free_port
 
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    port = free_port()
-    procs = [ctx.Process(target=target or _worker, args=(r, world, port, path, q)) for r in range(world)]
-    for p in procs:
-        p.start()
-    out = dict(q.get(timeout=timeout) for _ in range(world))
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    return out
+    return spawn_ranks(target or _worker, world, (world, free_port(), path), timeout=timeout)
 
 
 def test_checkpointing_token_budget_bf16_and_weight_stream(tiny_model_path):

@@ -76,11 +76,14 @@ def test_collate_left_and_right_padding_give_same_positions(tiny_model_path):
 def test_batched_vit_attention_matches_transformers_per_window_loop(tiny_model_path):
     """Frame sizes give windows of several lengths (edge windows are smaller) and a clip of odd frame count:
     the batched attention must give the same ViT output and input gradients as transformers' loop."""
-    from vital_ray.models.attention import VISION_ATTENTION, load_qwen_vl
+    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as stock
+
+    from vital_ray.models.attention import load_qwen_vl, use_batched_vision_attention
 
     loop = load_qwen_vl(tiny_model_path, torch.float32, batched_vision_attention=False)
     batched = load_qwen_vl(tiny_model_path, torch.float32)
-    assert batched.config.vision_config._attn_implementation == VISION_ATTENTION
+    assert type(loop.model.visual.blocks[0].attn) is stock.Qwen2_5_VLVisionAttention
+    assert type(batched.model.visual.blocks[0].attn) is not stock.Qwen2_5_VLVisionAttention
     assert batched.config.text_config._attn_implementation == loop.config.text_config._attn_implementation
     rng = np.random.default_rng(0)
     rows, grids = [], []
@@ -100,12 +103,15 @@ def test_batched_vit_attention_matches_transformers_per_window_loop(tiny_model_p
     assert outs[0].abs().mean() > 0
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-7)
+    use_batched_vision_attention(batched, False)  # and back: the stock class, same weights
+    assert type(batched.model.visual.blocks[0].attn) is stock.Qwen2_5_VLVisionAttention
+    out = batched.model.visual(torch.cat(rows), grid_thw=grid)
+    torch.testing.assert_close(getattr(out, "pooler_output", out), outs[0])
 
 
-def test_batched_vit_attention_refuses_masks():
+def test_batched_vit_attention_refuses_inconsistent_cu_seqlens():
     from vital_ray.models.attention import windowed_attention
 
-    q = torch.zeros(1, 2, 4, 8)
-    with pytest.raises(ValueError, match="vision attention"):
-        windowed_attention(None, q, q, q, attention_mask=torch.ones(1, 1, 4, 4, dtype=torch.bool),
-                           cu_seq_lens_q=torch.tensor([0, 4]))
+    q = torch.zeros(2, 4, 8)
+    with pytest.raises(ValueError, match="cu_seqlens cover 3 tokens, the input has 4"):
+        windowed_attention(q, q, q, torch.tensor([0, 3]))

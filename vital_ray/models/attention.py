@@ -6,18 +6,20 @@ time launching tiny kernels (the learner's MFU on an H200 was 2.4%). `windowed_a
 length and runs one SDPA call per distinct length (a handful per layer), with the same math: exact up to
 float rounding, on CPU and GPU, with autograd.
 
-Its registered name contains "flash" only because that is how transformers decides to hand the attention
-function the `cu_seqlens` instead of splitting itself (`is_flash_attention_requested`). The decoder keeps sdpa.
+It is installed by giving each vision attention module a subclass whose `forward` calls it: transformers hands
+an attention function the `cu_seqlens` only for flash-named implementations, and from 5.25 on it also tries
+to load a flash kernel for any such name, so routing through `AttentionInterface` would need a kernel that
+does not exist here. The subclass keeps the module's own weights, rotary helper and output projection; the
+decoder keeps sdpa. `tests/test_model_kit.py` checks it against transformers' own per-window loop.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
-
-VISION_ATTENTION = "vital_flash_windows"
 
 
 class _Plan:
@@ -51,16 +53,11 @@ def _plan(cu: torch.Tensor) -> _Plan:
 
 
 @torch.compiler.disable  # eager inside compiled ViT blocks: tracing the plan cache would recompile every batch
-def windowed_attention(module, query, key, value, attention_mask=None, scaling=None, dropout=0.0,
-                       cu_seq_lens_q=None, cu_seq_lens_k=None, **_):
-    """query/key/value (1, H, N, D) holding consecutive independent chunks given by `cu_seq_lens_q`
-    -> ((1, N, H, D), None), like transformers' attention functions."""
-    if attention_mask is not None or cu_seq_lens_q is None or cu_seq_lens_k is not cu_seq_lens_q:
-        raise ValueError(f"{VISION_ATTENTION} is the Qwen2.5-VL vision attention (self-attention over cu_seqlens "
-                         "chunks, no mask); set it on the vision config only")
-    q, k, v = query[0], key[0], value[0]
+def windowed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor,
+                       scale: float | None = None, dropout: float = 0.0) -> torch.Tensor:
+    """q/k/v (H, N, D) holding consecutive independent chunks given by `cu_seqlens` -> (N, H, D)."""
     heads, n, dim = q.shape
-    plan = _plan(cu_seq_lens_q)
+    plan = _plan(cu_seqlens)
     if plan.n != n:
         raise ValueError(f"cu_seqlens cover {plan.n} tokens, the input has {n}")
     outs = []
@@ -68,16 +65,45 @@ def windowed_attention(module, query, key, value, attention_mask=None, scaling=N
         def chunks(t):  # (H, N, D) -> (chunks, H, length, D)
             return t.index_select(1, idx).view(heads, count, length, dim).transpose(0, 1)
 
-        o = F.scaled_dot_product_attention(chunks(q), chunks(k), chunks(v), scale=scaling, dropout_p=dropout)
+        o = F.scaled_dot_product_attention(chunks(q), chunks(k), chunks(v), scale=scale, dropout_p=dropout)
         outs.append(o.transpose(1, 2).reshape(count * length, heads, dim))
-    out = torch.cat(outs).index_select(0, plan.inverse)  # back to token order
-    return out.unsqueeze(0), None
+    return torch.cat(outs).index_select(0, plan.inverse)  # back to token order
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
+class _BatchedVisionAttention:
+    """Mixed in front of the model's own vision attention class (see `use_batched_vision_attention`)."""
 
-    AttentionInterface.register(VISION_ATTENTION, windowed_attention)
+    _stock: type
+
+    def forward(self, hidden_states, cu_seqlens, position_embeddings=None, **_):
+        n = hidden_states.shape[0]
+        q, k, v = self.qkv(hidden_states).reshape(n, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+        cos, sin = position_embeddings
+        q, k = sys.modules[self._stock.__module__].apply_rotary_pos_emb_vision(q, k, cos, sin)
+        out = windowed_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), cu_seqlens,
+                                 scale=self.scaling, dropout=self.attention_dropout if self.training else 0.0)
+        return self.proj(out.reshape(n, -1))
+
+
+_SUBCLASSES: dict[type, type] = {}
+
+
+def _batched_class(stock: type) -> type:
+    if stock not in _SUBCLASSES:
+        _SUBCLASSES[stock] = type(f"Batched{stock.__name__}", (_BatchedVisionAttention, stock), {"_stock": stock})
+    return _SUBCLASSES[stock]
+
+
+def vision_attention_modules(model) -> list[torch.nn.Module]:
+    """The ViT blocks' attention modules of a `Qwen2_5_VLForConditionalGeneration`."""
+    return [block.attn for block in model.model.visual.blocks]
+
+
+def use_batched_vision_attention(model, enabled: bool = True) -> None:
+    """Switch the ViT attention between the batched one and transformers' own, in place (weights untouched)."""
+    for attn in vision_attention_modules(model):
+        stock = getattr(type(attn), "_stock", type(attn))
+        attn.__class__ = _batched_class(stock) if enabled else stock
 
 
 def load_qwen_vl(path: str, dtype: torch.dtype, device: str | torch.device = "cpu",
@@ -86,7 +112,5 @@ def load_qwen_vl(path: str, dtype: torch.dtype, device: str | torch.device = "cp
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
-    if batched_vision_attention:
-        _register()
-        model.set_attn_implementation({"vision_config": VISION_ATTENTION})
+    use_batched_vision_attention(model, batched_vision_attention)
     return model

@@ -6,10 +6,11 @@ torch and patchifies with `vision.frames_to_patches`, the code path the rollout 
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-import transformers
 from transformers.image_processing_utils import BatchFeature
 try:
     from transformers.video_processing_utils import VideoProcessorMixin
@@ -19,15 +20,6 @@ from transformers.video_utils import make_batched_metadata, make_batched_videos
 
 from vital_ray.models import vision
 from vital_ray.tools.video_io import smart_resize
-
-# ProcessorMixin looks the base class up on the top-level module, where (without torchvision) it finds a dummy
-# that fails with "VIDEO_PROCESSOR_MAPPING has no attribute _extra_content".
-import transformers.processing_utils as _pu  # noqa: E402
-
-for _mod in (transformers, getattr(_pu, "transformers_module", None)):
-    if _mod is not None:
-        setattr(_mod, "VideoProcessorMixin", VideoProcessorMixin)
-
 
 class TorchQwen2VLVideoProcessor(VideoProcessorMixin):
     size = {"shortest_edge": 4 * 784, "longest_edge": 64 * 784}
@@ -61,11 +53,30 @@ class TorchQwen2VLVideoProcessor(VideoProcessorMixin):
         return out
 
 
+@contextlib.contextmanager
+def _video_processor_base_visible():
+    """ProcessorMixin checks each sub-processor against a base class it looks up by name on the top-level
+    `transformers` module, where without torchvision there is none (and the `AutoVideoProcessor.register`
+    route fails the same way: its mapping is a torchvision placeholder). Expose ours for the check only."""
+    import transformers.processing_utils as pu
+
+    module = pu.transformers_module
+    if hasattr(module, "VideoProcessorMixin"):
+        yield
+        return
+    setattr(module, "VideoProcessorMixin", VideoProcessorMixin)
+    try:
+        yield
+    finally:
+        delattr(module, "VideoProcessorMixin")
+
+
 def build_processor(tokenizer):
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessorPil
 
     image = Qwen2VLImageProcessorPil(size={"shortest_edge": 4 * 784, "longest_edge": 256 * 784})
-    return Qwen2_5_VLProcessor(image_processor=image, tokenizer=tokenizer, video_processor=_video_processor())
+    with _video_processor_base_visible():
+        return Qwen2_5_VLProcessor(image_processor=image, tokenizer=tokenizer, video_processor=_video_processor())
 
 
 def _video_processor():
