@@ -1,20 +1,28 @@
 # Two commands on a fresh machine:  make demo  |  make test
-# Both create/reuse .venv and install what they need (torch 2.13.0 CPU wheel; never torchvision).
+# Both create/reuse .venv and install exactly what requirements/cpu.lock pins (hashes checked), after a CPU build
+# of torch (requirements/torch.sh; never torchvision). `make test-latest` ignores the lock (drift detector).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-8)
+TORCH_VERSION := 2.13.0
+LOCK := requirements/cpu.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-8)
+LATEST := .venv-latest
+GPU_VENV ?= .venv-gpu
+LOCK_TORCH_SOURCE ?= --find-links /opt/wheels  # where `make lock` finds the CPU torch build
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV=0
 export RAY_USAGE_STATS_ENABLED=0
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-latest lock install-gpu bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	bash requirements/torch.sh $(TORCH_VERSION) $(BIN)/python
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,6 +33,35 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# The same suite in a new venv resolved from pyproject's ranges, newest releases, the lock ignored: what a user
+# who runs `pip install vital_ray` gets today. A failure here and a pass in `make test` is upstream drift.
+test-latest:
+	rm -rf $(LATEST)
+	$(PY) -m venv $(LATEST)
+	bash requirements/torch.sh $(TORCH_VERSION) $(LATEST)/bin/python
+	$(LATEST)/bin/pip install -q --upgrade -e ".[dev]"
+	$(LATEST)/bin/pip check
+	@$(LATEST)/bin/python -c "import importlib.metadata as m; \
+	print('test-latest resolved:', *(f'{p} {m.version(p)}' for p in ('transformers', 'ray', 'torch', 'numpy')))"
+	$(LATEST)/bin/python -m pytest -q $(ARGS)
+
+# Regenerate both locks from pyproject.toml (newest releases within its ranges). The CPU lock leaves torch out
+# (requirements/torch.sh installs the CPU build) but resolves against that build's dependencies.
+lock: $(STAMP)
+	echo "torch==$(TORCH_VERSION)+cpu" > $(VENV)/torch-cpu.txt
+	$(BIN)/uv pip compile pyproject.toml requirements/cpu.in --extra dev --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 $(LOCK_TORCH_SOURCE) -c $(VENV)/torch-cpu.txt \
+	  --no-emit-package torch --custom-compile-command "make lock" -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml requirements/gpu.in --extra gpu --generate-hashes --python-version 3.12 \
+	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o requirements/gpu.lock
+
+# A CUDA machine (Python 3.12): the GPU lock, vLLM with the CUDA torch it pins, then vital_ray itself.
+install-gpu:
+	test -x $(GPU_VENV)/bin/python || python3.12 -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install --require-hashes --no-deps -r requirements/gpu.lock
+	$(GPU_VENV)/bin/pip install --no-deps --no-build-isolation -e .
+	$(GPU_VENV)/bin/pip check
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tool_decode.py
