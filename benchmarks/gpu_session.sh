@@ -4,6 +4,10 @@
 # split into .gpu/p<N>/ parts carried over successive calls to one warm machine:
 #   bash benchmarks/gpu_session.sh <stage>...
 # Stages: setup | part | extra | vllm | ray | test_cuda | learner | hf | vllm_test | vllm_step | multi
+#   wheels | lock: requirements/gpu.lock itself. Here: benchmarks/gpu_wheels.py --write .gpub/carried.txt
+#   --download DIR, wheels over 58 MB split into parts, packed into .gpub/bNN/ folders of <= 60 MiB; each call
+#   carries one folder (stage `wheels` keeps it); the last runs `lock`: parts joined, a venv over the image's
+#   packages, the carried lock entries installed hash-checked and offline, vital_ray on top, then checked.
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # never NVLink multicast
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 HF_HUB_OFFLINE=1
@@ -71,6 +75,20 @@ for stage in "$@"; do
     log multi
     B=${MULTI_BACKEND:-vllm}
     timeout 240 python3 $SRC/benchmarks/multi_gpu.py --preset 3b --backend $B --trajs 16 --gen 64 --out $RES/multi_gpu.json > $RES/multi.log 2>&1; grep -v -i warn $RES/multi.log | grep -v "^INFO\|^\s*$" | tail -40
+    ;;
+  wheels)  # keep this call's folder of carried wheels
+    mkdir -p /tmp/wh && for d in .gpub/b*/; do [ -d "$d" ] && cp -f "$d"* /tmp/wh/; done
+    ls /tmp/wh | wc -l; du -sh /tmp/wh
+    ;;
+  lock)  # install requirements/gpu.lock's carried entries offline into a venv over the image, then check
+    log lock install
+    (cd /tmp/wh && for p in *.part.00; do [ -e "$p" ] || continue; b=${p%.part.00}; cat "$b".part.* > "$b" && rm "$b".part.*; done)
+    python3 -m venv --system-site-packages /tmp/gv
+    /tmp/gv/bin/pip install -q --no-index --no-deps --require-hashes --find-links /tmp/wh -r /tmp/wh/carried.txt 2>&1 | tail -5
+    /tmp/gv/bin/pip install -q --no-index --no-deps --no-build-isolation -e $SRC 2>&1 | tail -3
+    /tmp/gv/bin/pip check > $RES/pip_check.txt 2>&1; echo "pip check: $(wc -l < $RES/pip_check.txt) lines"; head -30 $RES/pip_check.txt
+    /tmp/gv/bin/python $SRC/benchmarks/gpu_wheels.py --check-closure 2>&1 | tail -30
+    /tmp/gv/bin/python -c "import vllm, ray, transformers, torch, vital_ray; print('imports ok: vllm', vllm.__version__, 'ray', ray.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)" 2>&1 | tail -3
     ;;
   *) echo "unknown stage $stage"; exit 2;;
   esac
