@@ -83,9 +83,12 @@ for stage in "$@"; do
   lock)  # install requirements/gpu.lock's carried entries offline into a venv over the image, then check
     log lock install
     (cd /tmp/wh && for p in *.part.00; do [ -e "$p" ] || continue; b=${p%.part.00}; cat "$b".part.* > "$b" && rm "$b".part.*; done)
-    python3 -m venv --system-site-packages /tmp/gv
-    /tmp/gv/bin/pip install -q --no-index --no-deps --require-hashes --find-links /tmp/wh -r /tmp/wh/carried.txt 2>&1 | tail -5
-    /tmp/gv/bin/pip install -q --no-index --no-deps --no-build-isolation -e $SRC 2>&1 | tail -3
+    # the image's python is itself a venv: --system-site-packages would skip its packages, a .pth adds them after ours
+    python3 -m venv /tmp/gv
+    python3 -c "import site; print(site.getsitepackages()[0])" > /tmp/gv/lib/python3.12/site-packages/image.pth
+    /tmp/gv/bin/pip install -q --no-index --no-deps --require-hashes --find-links /tmp/wh -r /tmp/wh/carried.txt > $RES/pip_install.txt 2>&1
+    echo "pip install: rc $?"; tail -25 $RES/pip_install.txt
+    /tmp/gv/bin/pip install -q --no-index --no-deps --no-build-isolation -e $SRC 2>&1 | tail -25
     /tmp/gv/bin/pip check > $RES/pip_check.txt 2>&1; echo "pip check: $(wc -l < $RES/pip_check.txt) lines"; head -30 $RES/pip_check.txt
     /tmp/gv/bin/python $SRC/benchmarks/gpu_wheels.py --check-closure 2>&1 | tail -30
     /tmp/gv/bin/python -c "import vllm, ray, transformers, torch, vital_ray; print('imports ok: vllm', vllm.__version__, 'ray', ray.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)" 2>&1 | tail -3

@@ -45,7 +45,9 @@ def check_closure(lock: dict[str, tuple[str, str]]) -> int:
 
     from packaging.requirements import Requirement
 
-    installed = {canonical(d.metadata["Name"]): d for d in md.distributions()}
+    installed = {}
+    for d in md.distributions():  # in sys.path order: the first one found is the one imported
+        installed.setdefault(canonical(d.metadata["Name"]), d)
     off, unmet = [], []
     for name, (version, _) in sorted(lock.items()):
         dist = installed.get(name)

@@ -111,6 +111,8 @@ def load_qwen_vl(path: str, dtype: torch.dtype, device: str | torch.device = "cp
     """The one way this project loads a Qwen2.5-VL for training or HF generation."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
+    # use_kernels=False: transformers >= 5.25 swaps layers for Hugging Face Hub kernels whenever the `kernels`
+    # package is installed (vLLM brings it): a download at load time, and numerics that differ from vLLM's
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, use_kernels=False).to(device)
     use_batched_vision_attention(model, batched_vision_attention)
     return model
