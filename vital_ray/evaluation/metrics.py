@@ -171,7 +171,7 @@ def score_sample(metric: str, response: str, solution, scope: str = "answer", sc
     if scoring == "official" and metric == "numeric":
         return {"score": official.video_r1_numeric(text, solution), "pred": official.final_answer(text)}
     if scoring == "official" and metric == "regression":
-        return {"score": official.video_r1_regression(text, solution, mra), "pred": official.final_answer(text)}
+        return {"score": official.video_r1_regression(text, solution), "pred": official.final_answer(text)}
     rewards = {"numeric": tr.numeric_reward, "regression": tr.regression_reward,
                "free_form": tr.free_form_reward, "ocr": tr.ocr_reward}
     if metric in rewards:

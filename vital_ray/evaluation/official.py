@@ -45,23 +45,20 @@ def videomme_letter(answer: str) -> str | None:
     return mcq_letter(s, "ABCD")
 
 
-def final_answer(response: str) -> str | None:
-    """The stripped content of the `<answer>` block (Long-RL eval.py and Video-R1 eval_bench.py extract_answer);
-    None without one."""
+def final_answer(response: str) -> str:
+    """Video-R1 eval_bench.py / Long-RL eval.py extract_answer: the stripped `<answer>` content, or the whole
+    response when it has none."""
     found = answer_text(response)
-    return None if found is None else found.strip()
+    return (response if found is None else found).strip()
 
 
 def exact_match(response: str, solution) -> float:
     """Long-RL accuracy_reward and Video-R1's multiple-choice branch: the answer equals the ground truth."""
-    pred = final_answer(response)
-    return float(pred is not None and pred == str(solution).strip())
+    return float(final_answer(response) == str(solution).strip())
 
 
-def _number(text: str | None) -> float | None:
+def _number(text: str) -> float | None:
     """Video-R1's normalize_number: the whole string as a float after removing commas; None otherwise."""
-    if text is None:
-        return None
     try:
         value = float(text.replace(",", "").strip())
     except ValueError:
@@ -70,15 +67,23 @@ def _number(text: str | None) -> float | None:
 
 
 def video_r1_numeric(response: str, solution) -> float:
-    """Video-R1 eval_bench.py numerical: both sides numbers, equal after rounding to 2 decimals."""
-    pred, gt = _number(final_answer(response)), _number(str(solution))
-    return float(pred is not None and gt is not None and round(pred, 2) == round(gt, 2))
+    """Video-R1 eval_bench.py numerical: both or neither written with a decimal point (or comma), then equal
+    numbers after rounding to 2 decimals."""
+    pred, gt = final_answer(response), str(solution).strip()
+    if any(c in pred for c in ".,") != any(c in gt for c in ".,"):
+        return 0.0
+    p, g = _number(pred), _number(gt)
+    return float(p is not None and g is not None and round(p, 2) == round(g, 2))
 
 
-def video_r1_regression(response: str, solution, mra) -> float:
-    """Video-R1 eval_bench.py regression: mean relative accuracy of the answer read as a whole number string."""
-    pred, gt = _number(final_answer(response)), _number(str(solution))
-    return mra(pred, gt) if gt is not None else 0.0
+def video_r1_regression(response: str, solution) -> float:
+    """Video-R1 eval_bench.py regression: mean over t in 0.50, 0.55, ..., 0.95 of 1[rel. error < 1 - t]
+    (strictly less, the error relative to |gt| + 1e-8), on the answer read as a whole number string."""
+    p, g = _number(final_answer(response)), _number(str(solution))
+    if p is None or g is None:
+        return 0.0
+    rel = abs(p - g) / (abs(g) + 1e-8)
+    return sum(rel < 1 - (0.5 + 0.05 * i) for i in range(10)) / 10
 
 
 def vsibench_token(answer: str) -> str:
