@@ -178,7 +178,9 @@ class DataFileConfig:
     """One training file of a stage's data mix (MTVR layout, docs/real-data.md)."""
 
     path: str = ""
-    data_source: str = ""  # for records without one; "" = from the file name (vital_ray.data.records.FILE_SOURCES)
+    # for records without one; "" = from the file name (vital_ray.data.records.FILE_SOURCES); "per_record" =
+    # every record must carry its own (files mixing tasks, e.g. Video-R1's problem types)
+    data_source: str = ""
     video_root: str = ""  # "" = data.video_root
 
 
@@ -186,6 +188,7 @@ class DataFileConfig:
 class DataConfig:
     train_file: str = ""  # VITAL-format JSON list; empty (and no files) = generate synthetic videos
     files: list[DataFileConfig] = field(default_factory=list)  # a stage's data mix, concatenated after train_file
+    root: str = ""  # the MTVR folder: stage configs write file paths as ${data.root}/MTVR_.../<file>.json
     video_root: str = ""
     synthetic_dir: str = "~/.cache/vital_ray/synthetic"
     num_videos: int = 4
@@ -433,11 +436,13 @@ def _validate(cfg: Any) -> None:
 
 def _validate_files(data: DataConfig, reward: RewardConfig) -> None:
     """Every data file has a path and a data_source the reward registry knows (given, or from its file name)."""
-    from vital_ray.data.records import FILE_SOURCES, source_for_file
+    from vital_ray.data.records import FILE_SOURCES, PER_RECORD, source_for_file
 
     for i, f in enumerate(data.files):
         if not f.path:
             raise ConfigError(f"data.files[{i}].path is empty")
+        if f.data_source == PER_RECORD:
+            continue
         source = f.data_source or source_for_file(f.path)
         if source is None:
             raise ConfigError(f"data.files[{i}] ({f.path}): no data_source and the file name matches none of "

@@ -8,6 +8,7 @@ MTVR as published (docs/real-data.md):
 - `data_source` may be absent (MTVR_Tool_CoT, MTVR_CoT). It is then, in this order: the file's configured
   source (`data.files[].data_source`), else derived from the file name by `FILE_SOURCES` (the first key found
   in the lower-cased file name: `vidchapters.json` -> `vidchapter`); a file matching no key is an error.
+  `per_record` makes every record name its own (files that mix tasks).
 - `tool_params` "[s, e]" must be a span inside the video; `video_kwargs` keys `VIEW_KWARGS` override the global
   view for that record (`parallel` is a decoding hint of VITAL's loader and is ignored).
 """
@@ -27,6 +28,7 @@ KNOWN = {"id", "video", "duration", "text", "problem", "solution", "data_source"
 FILE_SOURCES = (("vidchapter", "vidchapter"), ("charades", "charades"), ("actnet", "actnet"),
                 ("activitynet", "actnet"), ("nextgqa", "nextgqa"), ("next_gqa", "nextgqa"), ("rextime", "rextime"),
                 ("longvideo-reason", "video_r1/multiple_choice"), ("longvideo_reason", "video_r1/multiple_choice"))
+PER_RECORD = "per_record"  # a file's data_source setting: no fallback, each record names its own
 VIEW_KWARGS = {"max_pixels": int, "min_pixels": int, "max_frames": int, "fps": float}
 IGNORED_KWARGS = {"parallel"}
 _TURNS_MAX_CHARS = 2_000_000  # a repr-string of turns larger than this is not an MTVR record
@@ -162,7 +164,7 @@ def load_records(path: str, video_root: str = "", on_bad: str = "skip",
                  data_source: str = "") -> tuple[list[Record], list[str]]:
     """-> (records, errors). Missing video files are errors too (reported, skipped). `data_source`: the
     source of records that carry none (default: from the file name, `source_for_file`)."""
-    data_source = data_source or source_for_file(path) or ""
+    data_source = "" if data_source == PER_RECORD else data_source or source_for_file(path) or ""
     try:
         with open(path) as f:
             data = json.load(f)
