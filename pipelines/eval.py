@@ -82,7 +82,6 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
     from tqdm import tqdm
 
     from vital_ray.data.adapters import ADAPTERS, AdapterError, load_benchmark
-    from vital_ray.evaluation.metrics import aggregate, summary_table
     from vital_ray.rollout.engine import SamplingParams
 
     ev = cfg.eval
@@ -106,7 +105,7 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
         raise ConfigError(str(e)) from None
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "load_errors.txt"), "w") as f:
-        f.writelines(e + "\n" for e in loaded.errors)
+        f.writelines(e + "\n" for e in loaded.errors + [f"note (loaded): {n}" for n in loaded.notes])
     records = loaded.records[:ev.limit] if ev.limit else loaded.records
     judge = make_judge(cfg, records, out)
     wanted = {r.id for r in records}
@@ -127,19 +126,28 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
                                                   seed=cfg.trainer.seed), tqdm, judge)
     rows = [r for r in read_predictions(pred_path) if r["id"] in wanted]
     _write_parquet(rows, os.path.join(out, "predictions.parquet"))
-    summary = {"benchmark": ev.benchmark, "scoring": ev.scoring, "tools": ev.tools, "n": len(rows),
-               "n_errors": sum(r["error"] is not None for r in rows), "n_rejected": len(loaded.errors),
-               "n_missing_videos": len(loaded.missing_videos),
-               "tool_calls_per_record": sum(r["tool_calls"] for r in rows) / max(len(rows), 1),
-               "metrics": aggregate(ADAPTERS[ev.benchmark].family, rows), "seconds": time.perf_counter() - t0}
-    name = f"{ev.benchmark}{'' if ev.tools else ' (no tools)'} [scoring={ev.scoring}]"
-    table = summary_table({name: {"n": summary["n"], "errors": summary["n_errors"], **summary["metrics"]}})
+    summary, table = summarize(ev, rows, loaded, time.perf_counter() - t0)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(table + "\n")
     print(table, f"\npredictions: {pred_path}", flush=True)
     return summary
+
+
+def summarize(ev, rows: list[dict], loaded, seconds: float) -> tuple[dict, str]:
+    """(summary.json content, summary.md table) of one benchmark's scored rows; both name the scoring mode."""
+    from vital_ray.data.adapters import ADAPTERS
+    from vital_ray.evaluation.metrics import aggregate, summary_table
+
+    summary = {"benchmark": ev.benchmark, "scoring": ev.scoring, "tools": ev.tools, "n": len(rows),
+               "n_errors": sum(r["error"] is not None for r in rows), "n_rejected": len(loaded.errors),
+               "n_missing_videos": len(loaded.missing_videos), "n_notes": len(loaded.notes),
+               "tool_calls_per_record": sum(r["tool_calls"] for r in rows) / max(len(rows), 1),
+               "metrics": aggregate(ADAPTERS[ev.benchmark].family, rows), "seconds": seconds}
+    name = f"{ev.benchmark}{'' if ev.tools else ' (no tools)'} [scoring={ev.scoring}]"
+    table = summary_table({name: {"n": summary["n"], "errors": summary["n_errors"], **summary["metrics"]}})
+    return summary, table
 
 
 def make_judge(cfg: DGRPOJobConfig, records: list, out: str):

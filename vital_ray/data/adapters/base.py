@@ -36,6 +36,10 @@ GQA_PROMPT = (
     "{question}\nOptions:\n{options}\nAnswer with the option's letter, and give the start and end time (in "
     "seconds) of the video segment that supports the answer, e.g. 'B, 12.50 - 20.00 seconds'."
 )
+GQA_NO_OPTIONS_PROMPT = (
+    "{question}\nAnswer, and give the start and end time (in seconds) of the video segment that supports the "
+    "answer, e.g. '12.50 - 20.00 seconds'."
+)
 NUMBER_PROMPT = "{question}\nPlease answer the question using a single number."
 OPEN_PROMPT = "{question}\nPlease answer the question with a single word or phrase."
 
@@ -49,6 +53,7 @@ class LoadResult:
     records: list[Record] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # every skipped row, with file and line
     missing_videos: list[str] = field(default_factory=list)  # video paths not found (also in `errors`)
+    notes: list[str] = field(default_factory=list)  # rows loaded with a caveat (e.g. ReXTime rows without options)
 
 
 def options_block(options: Iterable[str]) -> str:

@@ -6,7 +6,7 @@ import json
 import os
 
 from vital_ray.data.adapters.base import (
-    GQA_PROMPT, AdapterError, Collector, LoadResult, find_video, json_items, letter_of, make_record, need, number,
+    GQA_NO_OPTIONS_PROMPT, GQA_PROMPT, AdapterError, Collector, LoadResult, find_video, json_items, letter_of, make_record, need, number,
     options_block, span, table_rows,
 )
 
@@ -74,7 +74,7 @@ def load_rextime(annotation: str, data_root: str, on_bad: str = "skip") -> LoadR
     """ReXTime rextime_val.json / rextime_test_release.json from the HF dataset: [{qid, vid, duration,
     question, options: [4 texts], ans: letter, span: [s, e], category, source}], or the GitHub GT file
     rextime_val.jsonl (qid, query, duration, vid, relevant_windows, ans; no options: they are taken by qid from
-    an HF file in the same folder, and a row with none there is rejected). Videos: README's `videos/`
+    an HF file in the same folder; a row with none there loads without them and is listed in `notes`). Videos: README's `videos/`
     (QVHighlights) and `Anet_videos_15fps_short256/` (ActivityNet)."""
     col = Collector("rextime", on_bad)
     hf_options = None
@@ -90,18 +90,21 @@ def load_rextime(annotation: str, data_root: str, on_bad: str = "skip") -> LoadR
             if options is None:
                 hf_options = _rextime_options(annotation) if hf_options is None else hf_options
                 options = hf_options.get(qid)
-                if options is None:
-                    raise AdapterError(f"{where}: question {qid} has no options (the GitHub GT file carries none; "
-                                       "put the HF rextime_val.json with this qid next to it)")
-            if not isinstance(options, list):
+            if options is not None and not isinstance(options, list):
                 raise AdapterError(f"{where}: field 'options' must be a list, got {options!r}")
-            letter = letter_of(need(row, "ans", where), options, where)
+            ans = need(row, "ans", where)
+            letter = letter_of(ans, options, where) if options else letter_of(ans, list("ABCD"), where)
             raw = row.get("span") or need(row, "relevant_windows", where, list)[0]
             gt = span(raw, where, "span", duration)
-            question = row.get("question") or need(row, "query", where)
+            question = str(row.get("question") or need(row, "query", where)).strip()
             names = [vid] + ([vid[2:]] if vid.startswith("v_") else [])
             video = find_video(data_root, *names, *(f"{d}/{n}" for d in REXTIME_DIRS for n in names))
-            text = GQA_PROMPT.format(question=str(question).strip(), options=options_block(options))
+            if options:
+                text = GQA_PROMPT.format(question=question, options=options_block(options))
+            else:  # rextime_eval scores these rows too: the span fully, the letter only if the model guesses it
+                text = GQA_NO_OPTIONS_PROMPT.format(question=question)
+                col.result.notes.append(f"{where}: question {qid} has no options (the GitHub GT file carries "
+                                        "none; an HF rextime_*.json with this qid next to it supplies them)")
             return make_record(qid, video, duration, text, {"answer": letter, "span": gt},
                                "rextime", "gqa", row.get("category", ""), source=row.get("source", ""))
         col.add(where, build)
