@@ -51,7 +51,7 @@ def test_bad_data_mix_fails_at_start_up():
         stage("vital_stage4_dgrpo", "data.files=[{path: /d/vidchapters.json, unknown_key: 1}]")
 
 
-TINY = ["model.path=", "model.dtype=float32", "learner.num_workers=1", "learner.num_gpus_per_worker=0",
+TINY = ["model.path=''", "model.dtype=float32", "learner.num_workers=1", "learner.num_gpus_per_worker=0",
         "learner.num_cpus_per_worker=1", "learner.mixed_precision=none", "learner.activation_checkpointing=false",
         "learner.sync_method=object_store", "learner.micro_batch_size=4", "rollout.backend=hf",
         "rollout.num_workers=1", "rollout.num_gpus_per_worker=0", "rollout.num_cpus_per_worker=1",
@@ -60,7 +60,7 @@ TINY = ["model.path=", "model.dtype=float32", "learner.num_workers=1", "learner.
         "tool.max_pixels=3136", "tool.backend=decord", "tool_pool.min_workers=1", "tool_pool.max_workers=1",
         "tool_pool.request_resources=false", "sft.steps=2", "sft.batch_size=2", "sft.checkpoint_every=0",
         "trainer.iterations=1", "trainer.prompts_per_iter=2", "trainer.checkpoint_every=1",
-        "trainer.wandb_project=", "trainer.progress=false", "ray.address=", f"data.root={MTVR}"]
+        "trainer.wandb_project=''", "trainer.progress=false", "ray.address=''", f"data.root={MTVR}"]
 
 
 @pytest.fixture(scope="module")
