@@ -6,7 +6,8 @@ import json
 import os
 
 from vital_ray.data.adapters.base import (
-    GQA_NO_OPTIONS_PROMPT, GQA_PROMPT, AdapterError, Collector, LoadResult, find_video, json_items, letter_of, make_record, need, number,
+    GQA_NO_OPTIONS_PROMPT, GQA_PROMPT, AdapterError, Collector, LoadResult, find_video, json_items, letter_of,
+    make_record, need, number,
     options_block, span, table_rows,
 )
 
@@ -74,8 +75,8 @@ def load_rextime(annotation: str, data_root: str, on_bad: str = "skip") -> LoadR
     """ReXTime rextime_val.json / rextime_test_release.json from the HF dataset: [{qid, vid, duration,
     question, options: [4 texts], ans: letter, span: [s, e], category, source}], or the GitHub GT file
     rextime_val.jsonl (qid, query, duration, vid, relevant_windows, ans; no options: they are taken by qid from
-    an HF file in the same folder; a row with none there loads without them and is listed in `notes`). Videos: README's `videos/`
-    (QVHighlights) and `Anet_videos_15fps_short256/` (ActivityNet)."""
+    an HF file in the same folder; a row with none there loads without them and is listed in `notes`).
+    Videos: ReXTime's README layout, `videos/` (QVHighlights) and `Anet_videos_15fps_short256/` (ActivityNet)."""
     col = Collector("rextime", on_bad)
     hf_options = None
     for line, _, row in json_items(annotation):
