@@ -106,14 +106,21 @@ def test_tool_cot_record_trains_on_its_own_turns_with_its_clip_and_view(videos, 
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # about 4 minutes on 2 cores: two Ray Train SFT runs and two DGRPO iterations
 def test_four_stages_chain_on_mtvr_fixtures(videos, ray_local, tmp_path):
+    import json
+
     from pipelines import dgrpo, sft
     from vital_ray.training import checkpoint
 
     model = None
-    for name in STAGES:
+    for name in STAGES:  # each stage starts from the previous one's final checkpoint, as VITAL's
         cfg = tiny_stage(name, videos, str(tmp_path / name))
         run = sft.train if name.endswith("sft") else dgrpo.train
         model = run(cfg, model)
         assert checkpoint.read_state(model)["step"] == (2 if name.endswith("sft") else 1), name
-    assert os.path.dirname(model) == str(tmp_path / "vital_stage4_dgrpo")
+        assert model.startswith(str(tmp_path / name) + os.sep)
+    with open(tmp_path / "vital_stage3_sft" / "sft_samples.json") as f:
+        assert json.load(f) == ["tool1_000101#0", "tool1_000102#0"]  # both Tool-CoT records, their own traces
+    with open(tmp_path / "vital_stage1_sft" / "sft_samples.json") as f:
+        assert json.load(f) == ["charades_cot_0#0", "charades_cot_1#0"]
