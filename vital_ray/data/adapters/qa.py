@@ -31,8 +31,7 @@ def load_videomme(annotation: str, data_root: str, on_bad: str = "skip") -> Load
 def load_mmvu(annotation: str, data_root: str, on_bad: str = "skip") -> LoadResult:
     """MMVU validation.json: [{id, video (HF URL .../resolve/main/videos/<Subject>/<n>.mp4), question_type
     (multiple-choice | open-ended), question, choices {A: .., ...}, answer, metadata {subject, ...}}]. Open-ended
-    items are scored by MRA when the answer is a number, else by normalized exact match (the official judge is
-    an LLM)."""
+    items are scored by the LLM judge (eval.scoring=official) or VITAL's MRA on the first number (vital)."""
     col = Collector("mmvu", on_bad)
     for where, row in table_rows(annotation):
         def build(row=row, where=where):
