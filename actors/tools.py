@@ -10,6 +10,7 @@ worker (cancel and kill race), the call's deadline has passed and the worker ret
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -83,11 +84,14 @@ class ToolWorker:
         return run_tool_call(name, arguments, video, duration, self.tool_cfg)
 
     @ray.method(num_returns=2)
-    def global_view(self, video: str, duration: float, deadline: float = float("inf")):
+    def global_view(self, video: str, duration: float, overrides: dict | None = None,
+                    deadline: float = float("inf")):
+        """`overrides`: a record's checked video_kwargs (vital_ray.data.records.view_kwargs)."""
         if time.time() > deadline:
             return _expired()
         self.calls += 1
-        return run_global_view(video, duration, self.view_cfg, self.tool_cfg.max_source_pixels)
+        cfg = dataclasses.replace(self.view_cfg, **overrides) if overrides else self.view_cfg
+        return run_global_view(video, duration, cfg, self.tool_cfg.max_source_pixels)
 
 
 class ToolPool:
@@ -297,8 +301,8 @@ class ToolPool:
     async def call(self, name: str, arguments: dict, video: str, duration: float):
         return await self._run("call", name, arguments, video, duration)
 
-    async def global_view(self, video: str, duration: float):
-        return await self._run("global_view", video, duration)
+    async def global_view(self, video: str, duration: float, overrides: dict | None = None):
+        return await self._run("global_view", video, duration, dict(overrides or {}))
 
     def stats(self) -> dict:
         """Since the previous call (one iteration): calls, frames, latency, pool size and queue peaks; the same

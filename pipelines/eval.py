@@ -6,7 +6,8 @@ cuts the clips the model asks for; each batch is scored and appended to the pred
 
 Writes to output_dir (default outputs/eval/<benchmark>[_notools]):
 - predictions.jsonl (appended per batch; the resume point), predictions.parquet (the same rows, at the end)
-- summary.json and summary.md: the benchmark's metrics (see vital_ray/evaluation/metrics.py), counts of
+- summary.json and summary.md: the benchmark's metrics under `eval.scoring` (official | vital: named in both;
+  vital_ray/evaluation/metrics.py), counts of
   records, error rows (unreadable video at rollout time, unscorable ground truth; scored 0) and of annotation
   rows rejected at load time (malformed, missing video), which are listed in load_errors.txt
 Flags map to `eval.*` fields of `vital_ray.config.EvalConfig`; any dotted override works too
@@ -49,12 +50,14 @@ def read_predictions(path: str) -> list[dict]:
     return rows
 
 
-def score_row(record, traj, scope: str) -> dict:
-    """One predictions row: what the model wrote, how it was scored, and why not when it was not."""
+def score_row(record, traj, scope: str, scoring: str = "official", judge=None) -> dict:
+    """One predictions row: what the model wrote, how it was scored (`eval.scoring`), and why not when it was
+    not."""
     from vital_ray.evaluation.metrics import score_sample
     from vital_ray.rewards.parsing import MalformedSolution
 
-    row = {"id": record.id, "benchmark": record.extra.get("benchmark", ""), "metric": record.extra["metric"],
+    row = {"id": record.id, "benchmark": record.extra.get("benchmark", ""), "scoring": scoring,
+           "metric": record.extra["metric"],
            "question_type": record.extra.get("question_type", ""), "video": record.video,
            "solution": json.dumps(record.solution), "response": "", "turns": 0, "tool_calls": 0, "tool_ok": 0,
            "stop_reason": "", "error": None, "score": 0.0, "iou": None, "iop": None, "correct": None, "pred": None}
@@ -64,7 +67,8 @@ def score_row(record, traj, scope: str) -> dict:
     row.update(response=traj.response_text, turns=traj.turns, tool_calls=traj.tool_calls, tool_ok=traj.tool_ok,
                stop_reason=traj.stop_reason)
     try:
-        scored = score_sample(row["metric"], traj.response_text, record.solution, scope)
+        scored = score_sample(row["metric"], traj.response_text, record.solution, scope, scoring,
+                              row["benchmark"], judge, record.text)
     except MalformedSolution as e:
         row["error"] = f"unscorable ground truth: {e}"
         return row
@@ -78,7 +82,6 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
     from tqdm import tqdm
 
     from vital_ray.data.adapters import ADAPTERS, AdapterError, load_benchmark
-    from vital_ray.evaluation.metrics import aggregate, summary_table
     from vital_ray.rollout.engine import SamplingParams
 
     ev = cfg.eval
@@ -102,10 +105,16 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
         raise ConfigError(str(e)) from None
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "load_errors.txt"), "w") as f:
-        f.writelines(e + "\n" for e in loaded.errors)
+        f.writelines(e + "\n" for e in loaded.errors + [f"note (loaded): {n}" for n in loaded.notes])
     records = loaded.records[:ev.limit] if ev.limit else loaded.records
+    judge = make_judge(cfg, records, out)
     wanted = {r.id for r in records}
-    done = {r["id"] for r in read_predictions(pred_path)}
+    previous = read_predictions(pred_path)
+    mixed = sorted({r.get("scoring", ev.scoring) for r in previous} - {ev.scoring})
+    if mixed:
+        raise ConfigError(f"{pred_path} was scored with eval.scoring={mixed[0]}; resume it with that mode, or "
+                          "write this one to another --output-dir")
+    done = {r["id"] for r in previous}
     todo = [r for r in records if r.id not in done]
     print(f"vital_ray eval {ev.benchmark}: {len(records)} records ({len(loaded.errors)} annotation rows rejected, "
           f"{len(loaded.missing_videos)} of them for missing videos; see load_errors.txt), "
@@ -114,16 +123,10 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
     if todo:
         _run(cfg, todo, pred_path, SamplingParams(temperature=0.0, top_p=1.0,
                                                   repetition_penalty=cfg.rollout.repetition_penalty,
-                                                  seed=cfg.trainer.seed), tqdm)
+                                                  seed=cfg.trainer.seed), tqdm, judge)
     rows = [r for r in read_predictions(pred_path) if r["id"] in wanted]
     _write_parquet(rows, os.path.join(out, "predictions.parquet"))
-    summary = {"benchmark": ev.benchmark, "tools": ev.tools, "n": len(rows),
-               "n_errors": sum(r["error"] is not None for r in rows), "n_rejected": len(loaded.errors),
-               "n_missing_videos": len(loaded.missing_videos),
-               "tool_calls_per_record": sum(r["tool_calls"] for r in rows) / max(len(rows), 1),
-               "metrics": aggregate(ADAPTERS[ev.benchmark].family, rows), "seconds": time.perf_counter() - t0}
-    name = f"{ev.benchmark}{'' if ev.tools else ' (no tools)'}"
-    table = summary_table({name: {"n": summary["n"], "errors": summary["n_errors"], **summary["metrics"]}})
+    summary, table = summarize(ev, rows, loaded, time.perf_counter() - t0)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     with open(os.path.join(out, "summary.md"), "w") as f:
@@ -132,7 +135,38 @@ def evaluate(cfg: DGRPOJobConfig) -> dict:
     return summary
 
 
-def _run(cfg: DGRPOJobConfig, todo: list, pred_path: str, greedy, tqdm) -> None:
+def summarize(ev, rows: list[dict], loaded, seconds: float) -> tuple[dict, str]:
+    """(summary.json content, summary.md table) of one benchmark's scored rows; both name the scoring mode."""
+    from vital_ray.data.adapters import ADAPTERS
+    from vital_ray.evaluation.metrics import aggregate, summary_table
+
+    summary = {"benchmark": ev.benchmark, "scoring": ev.scoring, "tools": ev.tools, "n": len(rows),
+               "n_errors": sum(r["error"] is not None for r in rows), "n_rejected": len(loaded.errors),
+               "n_missing_videos": len(loaded.missing_videos), "n_notes": len(loaded.notes),
+               "tool_calls_per_record": sum(r["tool_calls"] for r in rows) / max(len(rows), 1),
+               "metrics": aggregate(ADAPTERS[ev.benchmark].family, rows), "seconds": seconds}
+    name = f"{ev.benchmark}{'' if ev.tools else ' (no tools)'} [scoring={ev.scoring}]"
+    table = summary_table({name: {"n": summary["n"], "errors": summary["n_errors"], **summary["metrics"]}})
+    return summary, table
+
+
+def make_judge(cfg: DGRPOJobConfig, records: list, out: str):
+    """The LLM judge when official scoring has open-ended answers to judge, else None; a missing judge is a
+    start-up error, not a failure after hours of generation."""
+    from vital_ray.evaluation.judge import Judge
+    from vital_ray.evaluation.metrics import JUDGED
+
+    ev = cfg.eval
+    if ev.scoring != "official" or ev.benchmark not in JUDGED or not any(
+            r.extra.get("metric") == "open" for r in records):
+        return None
+    if not ev.judge.base_url:
+        raise ConfigError(f"{ev.benchmark} has open-ended answers, which eval.scoring=official scores with an LLM "
+                          "judge: set eval.judge.base_url (any OpenAI-compatible endpoint), or eval.scoring=vital")
+    return Judge(ev.judge, os.path.join(out, "judge_cache.jsonl"))
+
+
+def _run(cfg: DGRPOJobConfig, todo: list, pred_path: str, greedy, tqdm, judge=None) -> None:
     from pipelines.session import RLSession, init_ray
     from vital_ray.models import ensure_model_folder
 
@@ -144,7 +178,7 @@ def _run(cfg: DGRPOJobConfig, todo: list, pred_path: str, greedy, tqdm) -> None:
             batch = todo[i:i + cfg.eval.batch_size]
             trajs, _ = session.rollout(batch, 1, greedy)
             by_id = {t.sample_id.rsplit("#", 1)[0]: t for t in trajs}
-            rows = [score_row(r, by_id.get(r.id), cfg.reward.time_scope) for r in batch]
+            rows = [score_row(r, by_id.get(r.id), cfg.reward.time_scope, cfg.eval.scoring, judge) for r in batch]
             with open(pred_path, "a") as f:  # one write + fsync per batch: a crash loses at most this batch
                 f.write("".join(json.dumps(row) + "\n" for row in rows))
                 f.flush()
@@ -159,7 +193,8 @@ def _write_parquet(rows: list[dict], path: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([("id", pa.string()), ("benchmark", pa.string()), ("metric", pa.string()),
+    schema = pa.schema([("id", pa.string()), ("benchmark", pa.string()), ("scoring", pa.string()),
+                        ("metric", pa.string()),
                         ("question_type", pa.string()), ("video", pa.string()), ("solution", pa.string()),
                         ("response", pa.string()), ("turns", pa.int64()), ("tool_calls", pa.int64()),
                         ("tool_ok", pa.int64()), ("stop_reason", pa.string()), ("error", pa.string()),
@@ -178,20 +213,24 @@ def parse_args(argv=None) -> DGRPOJobConfig:
     ap.add_argument("--no-tools", action="store_true", help="single turn, no clip tool")
     ap.add_argument("--output-dir", default=None)
     ap.add_argument("--resume", action="store_true", help="skip records already in predictions.jsonl")
+    ap.add_argument("--scoring", choices=("official", "vital"), default=None,
+                    help="official: each benchmark's own evaluation; vital: VITAL's eval scripts")
     ap.add_argument("--config", default=None, help="YAML file with any job config fields")
     ap.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.max_tokens_per_turn=1024")
     a = ap.parse_args(argv)
     flags = {"eval.benchmark": a.benchmark, "eval.data_root": a.data_root, "eval.annotation": a.annotation,
-             "model.path": a.model, "eval.limit": a.limit, "eval.output_dir": a.output_dir}
+             "model.path": a.model, "eval.limit": a.limit, "eval.output_dir": a.output_dir, "eval.scoring": a.scoring}
     overrides = [f"{k}={v}" for k, v in flags.items() if v not in (None, "")]
     overrides += ["eval.tools=false"] * a.no_tools + ["eval.resume=true"] * a.resume
     return load_config(DGRPOJobConfig, a.config, overrides + a.overrides)
 
 
 def main(argv=None) -> int:
+    from vital_ray.evaluation.judge import JudgeError
+
     try:
         evaluate(parse_args(argv))
-    except (ConfigError, FileExistsError) as e:
+    except (ConfigError, FileExistsError, JudgeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -47,11 +47,22 @@ def _quiet_worker_logs():
 
 
 def load_training_records(cfg: DGRPOJobConfig) -> tuple[list, list]:
-    """VITAL-format JSON from `data.train_file`, or the embedded synthetic long-video tasks."""
-    from vital_ray.data.records import load_records
+    """VITAL-format JSON from `data.files` (the stage's data mix, concatenated) or `data.train_file`, or the
+    embedded synthetic long-video tasks."""
+    from vital_ray.data.records import RecordError, load_records
 
+    files = [(f.path, f.video_root or cfg.data.video_root, f.data_source) for f in cfg.data.files]
     if cfg.data.train_file:
-        return load_records(expand(cfg.data.train_file), cfg.data.video_root, cfg.data.on_bad_record)
+        files.insert(0, (cfg.data.train_file, cfg.data.video_root, ""))
+    if files:
+        records, errors = [], []
+        for path, root, source in files:
+            if not os.path.exists(expand(path)):
+                raise RecordError(f"{expand(path)}: training file not found (data.files / data.train_file)")
+            recs, errs = load_records(expand(path), expand(root), cfg.data.on_bad_record, source)
+            records += recs
+            errors += errs
+        return records, errors
     from vital_ray.data.synthetic import generate_dataset
 
     _, json_path = generate_dataset(expand(cfg.data.synthetic_dir), num_videos=cfg.data.num_videos,
@@ -83,7 +94,10 @@ class ToolSession:
 
     async def _start_group(self, record, group_size: int, tools: bool | None = None) -> list[Trajectory]:
         schemas = self.tool_schemas if tools is None else (self._schema() if tools else None)
-        group, error = await start_group(self.codec, self.tools.global_view, record, group_size, schemas)
+        async def view(video, duration):  # the record's own video_kwargs (MTVR) override the global view
+            return await self.tools.global_view(video, duration, record.video_kwargs)
+
+        group, error = await start_group(self.codec, view, record, group_size, schemas)
         if error:
             log.warning("skipping %s: %s", record.id, error)
             self.skipped.append(f"{record.id}: {error}")
@@ -103,9 +117,15 @@ class ToolSession:
 
     async def _tool_sample(self, record, rng):
         from vital_ray import prompts
+        from vital_ray.data.records import RecordError
         from vital_ray.data.traces import teacher_trace
 
-        trace = teacher_trace(record, rng)
+        try:
+            trace = teacher_trace(record, rng)
+        except RecordError as e:
+            log.warning("skipping %s: %s", record.id, e)
+            self.skipped.append(f"{record.id}: {e}")
+            return None
         group = await self._start_group(record, 1, tools=True) if trace else []
         if not group:
             return None

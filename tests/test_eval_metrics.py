@@ -2,9 +2,8 @@
 
 import pytest
 
-from vital_ray.evaluation.metrics import (
-    aggregate, iou_auc, score_sample, span_iop, span_iou, span_set_iou, summary_table,
-)
+from vital_ray.evaluation.metrics import aggregate, iou_auc, score_sample, span_iou, span_set_iou, summary_table
+from vital_ray.evaluation.official import iop as span_iop
 from vital_ray.rewards.parsing import MalformedSolution
 
 
@@ -92,16 +91,18 @@ def test_vuetr_multi_span_iou_and_auc():
     assert aggregate("vuetr", r)["IoU-AUC"] == pytest.approx(iou_auc([12 / 13, 0.5]))
 
 
-def test_open_ended_numbers_use_mra_and_text_uses_normalized_match():
-    assert score_sample("open", ans("depth first search"), "Depth-First Search")["score"] == 1.0
-    assert score_sample("open", ans("breadth first search"), "Depth-First Search")["score"] == 0.0
+def test_open_ended_answers_without_a_judge_use_vitals_mra_on_the_first_number():
     assert score_sample("open", ans("about 45 seconds"), "40")["score"] == pytest.approx(0.8)  # err .125
     assert score_sample("open", ans("no idea"), "40")["score"] == 0.0
+    assert score_sample("open", ans("depth first search"), "Depth-First Search")["score"] == 0.0  # no number: 0
 
 
 def test_reward_kinds_and_malformed_ground_truth():
-    assert score_sample("numeric", ans("3.0"), "3")["score"] == 1.0
-    assert score_sample("regression", ans("5"), "4")["score"] == pytest.approx(0.75)
+    assert score_sample("numeric", ans("3.0"), "3", scoring="vital")["score"] == 1.0
+    assert score_sample("numeric", ans("3.0"), "3")["score"] == 0.0  # Video-R1: "3.0" has a decimal, "3" none
+    assert score_sample("regression", ans("5"), "4", scoring="vital")["score"] == pytest.approx(0.75)
+    # Video-R1: rel. error 1 / (4 + 1e-8), just under .25, < 1 - t for t in .50 .. .75: 6 of 10
+    assert score_sample("regression", ans("5"), "4")["score"] == pytest.approx(0.6)
     with pytest.raises(MalformedSolution):
         score_sample("mcq", ans("A"), "?")
     with pytest.raises(MalformedSolution):

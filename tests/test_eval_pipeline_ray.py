@@ -76,5 +76,5 @@ def test_eval_cli_tools_off_on_vital_json(ray_local, tiny_model_path, synthetic,
     assert len(rows) == 2 and all(r["tool_calls"] == 0 and r["turns"] == 1 for r in rows)
     with open(tmp_path / "summary.json") as f:
         summary = json.load(f)
-    assert summary["tools"] is False and summary["n"] == 2
-    assert "| mtvr (no tools) |" in capsys.readouterr().out
+    assert summary["tools"] is False and summary["n"] == 2 and summary["scoring"] == "official"
+    assert "| mtvr (no tools) [scoring=official] |" in capsys.readouterr().out

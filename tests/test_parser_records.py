@@ -42,10 +42,11 @@ def test_records_loader_reports_file_index_and_field(tmp_path, synthetic):
     video = synthetic[0][0].video
     rows = [
         {"id": "ok", "video": video, "duration": 60, "problem": "q?", "solution": [1, 2], "data_source": "charades"},
-        {"id": "noduration", "video": video, "text": "q", "solution": "A"},
-        {"id": "inverted", "video": video, "duration": 60, "text": "q", "solution": [5, 2]},
-        {"id": "missingvideo", "video": "nope.mp4", "duration": 60, "text": "q", "solution": "A"},
-        {"id": "baddur", "video": video, "duration": "long", "text": "q", "solution": "A"},
+        {"id": "noduration", "video": video, "text": "q", "solution": "A", "data_source": "charades"},
+        {"id": "inverted", "video": video, "duration": 60, "text": "q", "solution": [5, 2], "data_source": "charades"},
+        {"id": "missingvideo", "video": "nope.mp4", "duration": 60, "text": "q", "solution": "A",
+         "data_source": "charades"},
+        {"id": "baddur", "video": video, "duration": "long", "text": "q", "solution": "A", "data_source": "charades"},
         "not an object",
     ]
     path = tmp_path / "recs.json"

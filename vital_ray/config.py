@@ -174,8 +174,21 @@ class LearnerConfig:
 
 
 @dataclass
+class DataFileConfig:
+    """One training file of a stage's data mix (MTVR layout, docs/real-data.md)."""
+
+    path: str = ""
+    # for records without one; "" = from the file name (vital_ray.data.records.FILE_SOURCES); "per_record" =
+    # every record must carry its own (files mixing tasks, e.g. Video-R1's problem types)
+    data_source: str = ""
+    video_root: str = ""  # "" = data.video_root
+
+
+@dataclass
 class DataConfig:
-    train_file: str = ""  # VITAL-format JSON list; empty = generate synthetic videos
+    train_file: str = ""  # VITAL-format JSON list; empty (and no files) = generate synthetic videos
+    files: list[DataFileConfig] = field(default_factory=list)  # a stage's data mix, concatenated after train_file
+    root: str = ""  # the MTVR folder: stage configs write file paths as ${data.root}/MTVR_.../<file>.json
     video_root: str = ""
     synthetic_dir: str = "~/.cache/vital_ray/synthetic"
     num_videos: int = 4
@@ -244,6 +257,19 @@ class RayConfig:
 
 
 @dataclass
+class JudgeConfig:
+    """The LLM judge of open-ended answers (MMVU, Video-MMMU) under eval.scoring=official: any OpenAI-compatible
+    chat endpoint. Verdicts are cached in output_dir/judge_cache.jsonl, so a resumed eval does not ask twice."""
+
+    base_url: str = ""  # e.g. https://api.openai.com/v1; empty: open-ended answers cannot be scored officially
+    model: str = "gpt-4o"  # MMVU's official judge
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this env var (a local server may need none)
+    prompt: str = ""  # a template with {question} {answer} {response}; empty: MMVU's judge prompt (judge.py)
+    max_retries: int = 3
+    timeout_s: float = 60.0
+
+
+@dataclass
 class EvalConfig:
     """`vital-ray eval`: one benchmark through the rollout + tool pools, greedy, one rollout per record."""
 
@@ -255,6 +281,9 @@ class EvalConfig:
     batch_size: int = 16  # records per rollout call; the predictions file is appended after each
     output_dir: str = ""  # empty: outputs/eval/<benchmark>[_notools]
     resume: bool = False  # skip the records already in output_dir/predictions.jsonl
+    # official: each benchmark's own evaluation code; vital: VITAL's eval scripts (docs/real-data.md)
+    scoring: str = "official"
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
 
 @dataclass
@@ -328,6 +357,7 @@ _CHOICES = {
     "rollout.load_format": ("auto", "dummy", "safetensors"),
     "reward.time_scope": ("answer", "response"),
     "data.on_bad_record": ("skip", "fail"),
+    "eval.scoring": ("official", "vital"),
 }
 _TASK_KINDS = ("tg", "mcq", "numeric", "regression", "free_form", "ocr", "gqa_mcq", "gqa_free_form")
 
@@ -369,6 +399,11 @@ def _validate(cfg: Any) -> None:
     ev = getattr(cfg, "eval", None)
     if ev is not None and (ev.limit < 0 or ev.batch_size < 1):
         raise ConfigError(f"eval: need limit >= 0 and batch_size >= 1, got {ev.limit} and {ev.batch_size}")
+    if ev is not None and (ev.judge.max_retries < 0 or ev.judge.timeout_s <= 0):
+        raise ConfigError("eval.judge: need max_retries >= 0 and timeout_s > 0")
+    data = getattr(cfg, "data", None)
+    if data is not None and reward is not None:
+        _validate_files(data, reward)
     serve = getattr(cfg, "serve", None)
     if serve is not None:
         for key in ("max_request_bytes", "max_tokens", "max_url_bytes", "tool_min_replicas"):
@@ -397,6 +432,23 @@ def _validate(cfg: Any) -> None:
     if tool is not None and rollout is not None and tool.max_frames * tool.max_pixels > rollout.max_batch_pixels:
         raise ConfigError(f"one clip (tool.max_frames x tool.max_pixels = {tool.max_frames * tool.max_pixels}) "
                           f"exceeds rollout.max_batch_pixels={rollout.max_batch_pixels}")
+
+
+def _validate_files(data: DataConfig, reward: RewardConfig) -> None:
+    """Every data file has a path and a data_source the reward registry knows (given, or from its file name)."""
+    from vital_ray.data.records import FILE_SOURCES, PER_RECORD, source_for_file
+
+    for i, f in enumerate(data.files):
+        if not f.path:
+            raise ConfigError(f"data.files[{i}].path is empty")
+        if f.data_source == PER_RECORD:
+            continue
+        source = f.data_source or source_for_file(f.path)
+        if source is None:
+            raise ConfigError(f"data.files[{i}] ({f.path}): no data_source and the file name matches none of "
+                              f"{[k for k, _ in FILE_SOURCES]}; set data.files[{i}].data_source")
+        if source not in reward.tasks:
+            raise ConfigError(f"data.files[{i}] ({f.path}): data_source {source!r} is not in reward.tasks")
 
 
 def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, overrides: Sequence[str] = (),

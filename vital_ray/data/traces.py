@@ -1,11 +1,12 @@
-"""Teacher traces for the SFT stages, built from ground truth (or taken from the record when it carries them).
+"""SFT targets: the record's own reasoning turns (MTVR) first; a trace built from ground truth only as fallback.
 
-Stage 1 (text CoT, no tool): `<think>...</think><answer>...</answer>` (MTVR-CoT shape: a `solution` string that
-already holds `<answer>` is used as it is).
+Stage 1 (text CoT, no tool): a `solution` string holding `<answer>` (MTVR_CoT), or a one-turn list, is the
+target as it is; otherwise `<think>...</think><answer>...</answer>` from the ground truth.
 
-Stage 3 (tool use, MTVR-CoT-Tool shape): turn 1 thinks and calls the clip tool around the answer (ground-truth span widened by up to 20%, as VITAL built
-its tool parameters); turn 2 thinks again and answers. Records that already carry `solution` as two turns plus
-`tool_params` (the MTVR tool SFT files) are used as they are.
+Stage 3 (tool use): a two-turn `solution` (MTVR_Tool_CoT: a list or its repr) is the target; the clip is the
+record's `tool_params` window, else the window of turn 1's tool call. Records without their own turns get a
+built trace: turn 1 calls the clip tool around the answer (ground-truth span widened by up to 20%, as VITAL built
+its tool parameters), turn 2 answers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import ast
 import json
 import random
 from dataclasses import dataclass
+
+from vital_ray.data.records import RecordError, solution_turns, tool_window
+from vital_ray.tools.parser import parse_turn
 
 
 @dataclass
@@ -51,20 +55,37 @@ def _answer_text(record, span: tuple[float, float] | None) -> str:
 
 def cot_trace(record) -> str | None:
     """A single assistant turn for text-CoT SFT (stage 1), ending with `</answer>`."""
+    turns = solution_turns(record.solution)
+    if turns is not None:
+        return turns[0] if len(turns) == 1 else None  # two turns: a tool-SFT record, not a CoT target
     if isinstance(record.solution, str) and "<answer>" in record.solution:
         return record.solution
-    if isinstance(record.solution, list) and not _span(record):
-        return None  # a tool-SFT record (two turns): not a CoT target
     span = _span(record)
     where = f" The evidence is around {span[0]:.0f}-{span[1]:.0f} s." if span else ""
     return f"<think>Look at the whole video.{where}</think><answer>{_answer_text(record, span)}</answer>"
 
 
+def own_tool_trace(record) -> TeacherTrace | None:
+    """The record's own two turns and their clip window (tool_params, else turn 1's call); None without them."""
+    turns = solution_turns(record.solution)
+    if turns is None or len(turns) != 2:
+        return None
+    if getattr(record, "tool_params", None):
+        s, e = tool_window(record.tool_params, record.duration, record.id)
+    else:
+        call = parse_turn(turns[0])
+        if call.kind != "tool":
+            raise RecordError(f"{record.id}: turn 1 of the solution has no tool call and there is no tool_params")
+        s, e = tool_window([call.arguments.get("start_time"), call.arguments.get("end_time")], record.duration,
+                           record.id)
+    return TeacherTrace(turns[0], s, e, turns[1])
+
+
 def teacher_trace(record, rng: random.Random) -> TeacherTrace | None:
-    if isinstance(record.solution, list) and len(record.solution) == 2 and all(
-            isinstance(x, str) for x in record.solution) and getattr(record, "tool_params", None):
-        s, e = ast.literal_eval(str(record.tool_params))
-        return TeacherTrace(record.solution[0], float(s), float(e), record.solution[1])
+    """The record's own tool-use turns when it has them; else a trace built around its ground-truth span."""
+    own = own_tool_trace(record)
+    if own is not None:
+        return own
     span = _span(record)
     if span is None:
         return None

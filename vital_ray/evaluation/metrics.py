@@ -1,44 +1,47 @@
 """Benchmark metrics (spec 5.4), pure functions.
 
-`score_sample(metric, response, solution)` scores one prediction; `aggregate(family, rows)` turns the scored rows
-of one benchmark into its headline numbers (fractions in [0, 1]); `summary_table` prints them.
+`score_sample(metric, response, solution, scoring=...)` scores one prediction; `aggregate(family, rows)` turns the
+scored rows of one benchmark into its headline numbers (fractions in [0, 1]); `summary_table` prints them.
 
-Benchmark IoU is the plain intersection over union (no epsilon: an exact 0.5 counts for R@0.5, as in the
-official scripts); the reward's IoU (`rewards.temporal.temporal_iou`) keeps VITAL's epsilons.
+Two scoring modes (docs/real-data.md):
+- `official`: each benchmark's own evaluation code (`vital_ray.evaluation.official`): IoU over max(end) -
+  min(start), spans read from the answer (`reward.time_scope`), each benchmark's own answer reader, an LLM judge
+  for open-ended MMVU / Video-MMMU answers;
+- `vital`: VITAL's eval scripts: IoU with eps 1e-4, the last time pair of the whole output, the option letter of
+  the answer text, MMVU's open answers by MRA on the first number.
+Both count IoU >= t for R@t.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from typing import Iterable, Sequence
 
+from vital_ray.evaluation import official
 from vital_ray.rewards import task_rewards as tr
-from vital_ray.rewards.eval_metrics import mean_iou, mra, multi_span_iou, recall_at
+from vital_ray.rewards.eval_metrics import mean_iou, mra, recall_at
 from vital_ray.rewards.parsing import (
     Span, all_time_ranges, answer_or_text, as_number, as_pair, extract_time_range, first_float, mcq_letter,
 )
-from vital_ray.rewards.temporal import temporal_iou
+from vital_ray.rewards.temporal import IOU_EPS, temporal_iou
 
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)
 METRICS = ("tg", "tg_multi", "mcq", "gqa", "gqa_free", "mra", "open", "numeric", "regression", "free_form", "ocr")
+SCORINGS = ("official", "vital")
+JUDGED = ("mmvu", "videommmu")  # benchmarks whose open-ended answers an LLM judges officially
 
 
 # ---------------------------------------------------------------- spans
 
-def span_iou(pred: Span | None, gt: Span | None) -> float:
-    """Plain temporal IoU; 0 for a missing or reversed span or an empty union."""
-    return temporal_iou(pred, gt, eps=0.0)
+def span_iou(pred: Span | None, gt: Span | None, scoring: str = "official") -> float:
+    """Temporal IoU of the scoring mode: the official scripts' (max end - min start union) or VITAL's (eps)."""
+    return temporal_iou(pred, gt, eps=IOU_EPS) if scoring == "vital" else official.iou(pred, gt)
 
 
-def span_iop(pred: Span | None, gt: Span | None) -> float:
-    """Intersection over the *prediction* (NExT-GQA's IoP); a zero-length prediction scores 1 inside gt."""
-    if pred is None or gt is None or pred[1] < pred[0] or gt[1] < gt[0]:
-        return 0.0
-    if pred[1] == pred[0]:
-        return float(gt[0] <= pred[0] <= gt[1])
-    return max(0.0, min(pred[1], gt[1]) - max(pred[0], gt[0])) / (pred[1] - pred[0])
+def best_iou(pred: Span | None, spans: Sequence[Span], scoring: str = "official") -> float:
+    """IoU against several ground-truth spans: the best match (NExT-GQA's eval_ground takes the max)."""
+    return max((span_iou(pred, g, scoring) for g in spans), default=0.0)
 
 
 def gt_spans(solution) -> list[Span]:
@@ -88,10 +91,6 @@ def iou_auc(ious: Iterable[float], steps: int = 101) -> float:
 
 # ---------------------------------------------------------------- one sample
 
-def _norm_text(s: str) -> str:
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", s.lower()).split())
-
-
 def _letter(solution) -> str:
     letter = mcq_letter(str(solution))
     if letter is None:
@@ -99,14 +98,43 @@ def _letter(solution) -> str:
     return letter
 
 
-def score_sample(metric: str, response: str, solution, scope: str = "answer") -> dict:
+def _judge_open(judge, question: str, text: str, solution) -> dict:
+    if judge is None:
+        raise ValueError("open-ended answers under eval.scoring=official need the LLM judge (eval.judge.base_url)")
+    verdict = judge.judge(question, str(solution), answer_or_text(text).strip())
+    return {"score": float(verdict), "correct": float(verdict), "pred": answer_or_text(text).strip()}
+
+
+def _mcq(text: str, solution, scoring: str, benchmark: str) -> dict:
+    answer = answer_or_text(text)
+    gt = _letter(solution)
+    if scoring == "official" and benchmark in ("longvideo_reason", "video_r1"):
+        acc = official.exact_match(text, gt)  # Long-RL eval.py, Video-R1 eval_bench.py: the answer is the letter
+        return {"score": acc, "correct": acc, "pred": official.final_answer(text)}
+    if scoring == "official" and benchmark == "vsibench":
+        pred = official.vsibench_token(answer)
+        acc = float(pred.lower() == gt.lower())
+        return {"score": acc, "correct": acc, "pred": pred}
+    letter = official.videomme_letter(answer) if scoring == "official" and benchmark == "videomme" \
+        else mcq_letter(answer)
+    acc = float(letter == gt)
+    return {"score": acc, "correct": acc, "pred": letter}
+
+
+def score_sample(metric: str, response: str, solution, scope: str = "answer", scoring: str = "official",
+                 benchmark: str = "", judge=None, question: str = "") -> dict:
     """-> {"score": main per-sample score in [0, 1], "pred": what was read, + "iou"/"iop"/"correct"}.
 
+    `scope` is where official spans are read (`reward.time_scope`); `vital` always reads the whole output.
+    `judge` (`vital_ray.evaluation.judge.Judge`) scores open-ended MMVU / Video-MMMU answers officially.
     Raises MalformedSolution for an unscorable ground truth (the driver records it as an error row)."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; known: {', '.join(SCORINGS)}")
     text = response or ""
+    scope = "response" if scoring == "vital" else scope
     if metric == "tg":
         pred = extract_time_range(tr.time_scope_text(text, scope))
-        iou = multi_span_iou(pred, gt_spans(solution), eps=0.0)
+        iou = best_iou(pred, gt_spans(solution), scoring)
         return {"score": iou, "iou": iou, "pred": None if pred is None else list(pred)}
     if metric == "tg_multi":
         pred = [(math.floor(s), math.ceil(e)) for s, e in all_time_ranges(tr.time_scope_text(text, scope))]
@@ -122,25 +150,28 @@ def score_sample(metric: str, response: str, solution, scope: str = "answer") ->
             acc = float(letter == _letter(truth["answer"]))
         else:  # free-form grounded answer (VITAL's rextime format): ROUGE of the answer texts
             letter, acc = None, tr.rouge_mean_f(tr.split_span(answer)[0], str(truth["answer"]))
-        return {"score": acc, "correct": acc, "iou": multi_span_iou(pred, spans, eps=0.0),
-                "iop": max(span_iop(pred, g) for g in spans),
+        return {"score": acc, "correct": acc, "iou": best_iou(pred, spans, scoring),
+                "iop": max(official.iop(pred, g) for g in spans),
                 "pred": {"answer": letter, "span": None if pred is None else list(pred)}}
     if metric == "mcq":
-        letter = mcq_letter(answer_or_text(text))
-        acc = float(letter == _letter(solution))
-        return {"score": acc, "correct": acc, "pred": letter}
+        return _mcq(text, solution, scoring, benchmark)
     if metric == "mra":
         gt = as_number(solution)
         if gt is None:
             raise tr.MalformedSolution(f"no number in {tr.short_repr(solution)}")
-        pred = first_float(answer_or_text(text))
+        answer = answer_or_text(text)
+        pred = official.vsibench_number(answer) if scoring == "official" else first_float(answer)
         return {"score": mra(pred, gt), "pred": pred}
-    if metric == "open":  # numeric ground truth: MRA on the first number (VITAL's MMVU rule); text: exact match
-        if as_number(solution) is not None and re.fullmatch(r"\s*[-+]?[\d,.]+\s*\w{0,6}\s*", str(solution)):
-            return score_sample("mra", text, solution, scope)
-        pred = answer_or_text(text).strip()
-        acc = float(_norm_text(pred) == _norm_text(str(solution)) != "")
-        return {"score": acc, "correct": acc, "pred": pred}
+    if metric == "open":
+        if scoring == "official" and benchmark in JUDGED:
+            return _judge_open(judge, question, text, solution)
+        gt = first_float(str(solution))  # VITAL's eval_VQA: MRA on the first number; no number scores 0
+        pred = first_float(answer_or_text(text))
+        return {"score": 0.0 if gt is None else mra(pred, gt), "pred": pred}
+    if scoring == "official" and metric == "numeric":
+        return {"score": official.video_r1_numeric(text, solution), "pred": official.final_answer(text)}
+    if scoring == "official" and metric == "regression":
+        return {"score": official.video_r1_regression(text, solution), "pred": official.final_answer(text)}
     rewards = {"numeric": tr.numeric_reward, "regression": tr.regression_reward,
                "free_form": tr.free_form_reward, "ocr": tr.ocr_reward}
     if metric in rewards:

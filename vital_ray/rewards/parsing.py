@@ -20,12 +20,14 @@ _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _LITERAL_MAX_CHARS = 10_000  # literal_eval on huge or deeply nested strings is slow and can recurse too deep
 
 # Union of VITAL's lists (video_r1/gqa rewards, GQA/VQA eval), longest first so "The answer is" goes before
-# "The answer". "From" (GQA) and "Answer" (VQA eval) stop their own capitals being read as the option letter.
+# "The answer".
 MCQ_PREFIXES = (
     "The best answer is", "The correct answer is", "The best option is", "The correct option is",
     "The answer is", "The answer", "Best answer:", "Best option:", "Answer", "From",
 )
-_CAPITAL = re.compile(r"[A-Z]")
+# A capital that is a word by itself ("C", "(C)", "C.", "C:"), never the first letter of a word ("Option" is no O)
+_LONE_CAPITAL = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9'’])")
+_ENGLISH_WORD = re.compile(r"\s+[a-z]")  # "A dog", "I think": the one-letter English words, not options
 
 
 class MalformedSolution(ValueError):
@@ -123,13 +125,18 @@ def parse_span(gt) -> Span:
     return span
 
 
-def mcq_letter(text: str) -> str | None:
-    """VITAL's option extraction: strip the answer prefixes, take the first capital A-Z."""
+def mcq_letter(text: str, letters: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ") -> str | None:
+    """The option letter of an answer: VITAL's answer prefixes stripped, then the first capital in `letters` that
+    stands alone ("Option C", "I think the answer is C" and "(C) cat" all read C). VITAL took the first capital
+    of any word ("Option C" -> O); a lone "A"/"I" followed by a lowercase word is the English word, skipped."""
     s = text.strip()
     for prefix in MCQ_PREFIXES:
         s = s.replace(prefix, "")
-    m = _CAPITAL.search(s)
-    return m.group(0) if m else None
+    for m in _LONE_CAPITAL.finditer(s):
+        letter = m.group(1)
+        if letter in letters and not (letter in "AI" and _ENGLISH_WORD.match(s, m.end())):
+            return letter
+    return None
 
 
 def first_float(text: str) -> float | None:

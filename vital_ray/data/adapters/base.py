@@ -9,6 +9,8 @@ ride in `Record.extra`: `benchmark`, `metric` (how one sample is scored, `vital_
 from __future__ import annotations
 
 import csv
+import functools
+import glob
 import json
 import os
 from dataclasses import dataclass, field
@@ -34,6 +36,10 @@ GQA_PROMPT = (
     "{question}\nOptions:\n{options}\nAnswer with the option's letter, and give the start and end time (in "
     "seconds) of the video segment that supports the answer, e.g. 'B, 12.50 - 20.00 seconds'."
 )
+GQA_NO_OPTIONS_PROMPT = (
+    "{question}\nAnswer, and give the start and end time (in seconds) of the video segment that supports the "
+    "answer, e.g. '12.50 - 20.00 seconds'."
+)
 NUMBER_PROMPT = "{question}\nPlease answer the question using a single number."
 OPEN_PROMPT = "{question}\nPlease answer the question with a single word or phrase."
 
@@ -47,6 +53,7 @@ class LoadResult:
     records: list[Record] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # every skipped row, with file and line
     missing_videos: list[str] = field(default_factory=list)  # video paths not found (also in `errors`)
+    notes: list[str] = field(default_factory=list)  # rows loaded with a caveat (e.g. ReXTime rows without options)
 
 
 def options_block(options: Iterable[str]) -> str:
@@ -174,14 +181,21 @@ def number(value, where: str, name: str) -> float:
         raise AdapterError(f"{where}: {e}") from None
 
 
+SPAN_SLACK_S = 1.0  # published spans run up to this far outside the video (NExT-GQA -0.2 s, ReXTime 130 > 129.96)
+
+
 def span(value, where: str, name: str, duration: float | None = None) -> list[float]:
-    """A [start, end] pair with 0 <= start < end (<= duration + 1 s of rounding slack)."""
+    """A published [start, end] pair, kept as published: start <= end (zero-length spans are real: ReXTime
+    [1, 1]), start >= -1 s and start before the video's end (1 s of rounding slack each way). The official
+    scripts score such spans unchanged, so they are neither dropped nor clipped."""
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise AdapterError(f"{where}: field '{name}' must be a [start, end] pair, got {value!r}")
     s, e = number(value[0], where, name), number(value[1], where, name)
-    if not 0 <= s < e:
-        raise AdapterError(f"{where}: field '{name}' span [{s}, {e}] needs 0 <= start < end")
-    if duration is not None and s >= duration + 1.0:
+    if s > e:
+        raise AdapterError(f"{where}: field '{name}' span [{s}, {e}] ends before it starts")
+    if s < -SPAN_SLACK_S:
+        raise AdapterError(f"{where}: field '{name}' span [{s}, {e}] starts {-s} s before the video")
+    if duration is not None and s >= duration + SPAN_SLACK_S:
         raise AdapterError(f"{where}: field '{name}' span [{s}, {e}] starts after the video ends ({duration} s)")
     return [s, e]
 
@@ -204,16 +218,60 @@ def letter_of(answer, options: list, where: str) -> str:
 
 
 def find_video(root: str, *names: str) -> str:
-    """The first existing `root/name` (trying common extensions when `name` has none), else the first candidate
-    (reported as missing by the collector)."""
+    """The one video that `names` (paths under root, tried in order) point at: a name without an extension is
+    tried with each of VIDEO_EXTS, and extensions match in any case (`.MP4`); a VITAL frame directory (the path
+    without its extension) counts as the video. Two different videos found is an AdapterError naming both
+    (never a silent pick); none found returns the first candidate, which the collector reports as missing."""
     candidates = []
     for name in names:
         path = name if os.path.isabs(name) else os.path.join(root, name)
-        candidates += [path] if os.path.splitext(path)[1].lower() in VIDEO_EXTS else [path + e for e in VIDEO_EXTS]
+        has_ext = os.path.splitext(path)[1].lower() in VIDEO_EXTS
+        candidates += [path] if has_ext else [path + e for e in VIDEO_EXTS]
+    files: dict[str, str] = {}
+    dirs: dict[str, str] = {}
     for path in candidates:
-        if os.path.exists(path) or os.path.isdir(os.path.splitext(path)[0]):
-            return os.path.abspath(path)
-    return os.path.abspath(candidates[0])
+        hit = _existing_file(path)
+        if hit:
+            files.setdefault(os.path.realpath(hit), hit)
+        elif os.path.isdir(os.path.splitext(path)[0]):
+            dirs.setdefault(os.path.realpath(os.path.splitext(path)[0]), path)
+    stems = {os.path.splitext(f)[0] for f in files}
+    found = list(files.values()) + [p for real, p in dirs.items() if real not in stems]
+    if len(found) > 1:
+        raise AdapterError(f"ambiguous video: {len(found)} candidates match ({', '.join(sorted(found))}); keep one "
+                           "of them or give the exact path")
+    return os.path.abspath(found[0] if found else candidates[0])
+
+
+def _existing_file(path: str) -> str | None:
+    """`path` if it is a file, else the file of that name in another letter case (`x.MP4` for `x.mp4`)."""
+    if os.path.isfile(path):
+        return path
+    folder, base = os.path.split(path)
+    match = _folder_index(folder).get(base.lower())
+    return os.path.join(folder, match) if match else None
+
+
+def _folder_index(folder: str) -> dict[str, str]:
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except OSError:
+        return {}
+    return _listing(folder, stamp)
+
+
+@functools.lru_cache(maxsize=256)
+def _listing(folder: str, stamp: int) -> dict[str, str]:
+    """Lower-cased name -> name of a folder's files (cached per folder version: a benchmark asks once per row)."""
+    out: dict[str, str] = {}
+    for name in sorted(os.listdir(folder)):
+        out.setdefault(name.lower(), name)
+    return out
+
+
+def subfolders(root: str, pattern: str) -> list[str]:
+    """Folders under root matching a glob pattern (e.g. the shard folders `longvideo_eval_subset*`), relative."""
+    return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, pattern)) if os.path.isdir(p))
 
 
 def probe_duration(path: str) -> float:

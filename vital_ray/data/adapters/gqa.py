@@ -6,7 +6,8 @@ import json
 import os
 
 from vital_ray.data.adapters.base import (
-    GQA_PROMPT, AdapterError, Collector, LoadResult, find_video, json_items, letter_of, make_record, need, number,
+    GQA_NO_OPTIONS_PROMPT, GQA_PROMPT, AdapterError, Collector, LoadResult, find_video, json_items, letter_of,
+    make_record, need, number,
     options_block, span, table_rows,
 )
 
@@ -53,27 +54,59 @@ def load_nextgqa(annotation: str, data_root: str, on_bad: str = "skip") -> LoadR
     return col.result
 
 
+REXTIME_DIRS = ("videos", "Anet_videos_15fps_short256", "anet", "activitynet", "qvhighlights")  # README layout first
+
+
+def _rextime_options(annotation: str) -> dict[str, list]:
+    """qid -> options from the HF-format files (rextime_val.json, rextime_test_release.json) next to a GitHub
+    GT file: the GitHub JSON lines carry no options, the HF rows do."""
+    out: dict[str, list] = {}
+    folder = os.path.dirname(annotation)
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith("rextime_") and name.endswith(".json") and path != annotation:
+            for _, _, row in json_items(path):
+                if isinstance(row, dict) and isinstance(row.get("options"), list):
+                    out[str(row.get("qid"))] = row["options"]
+    return out
+
+
 def load_rextime(annotation: str, data_root: str, on_bad: str = "skip") -> LoadResult:
     """ReXTime rextime_val.json / rextime_test_release.json from the HF dataset: [{qid, vid, duration,
-    question, options: [4 texts], ans: letter, span: [s, e], category, source}]. The GitHub JSON-lines copy
-    (query/relevant_windows) works too when it carries the options."""
+    question, options: [4 texts], ans: letter, span: [s, e], category, source}], or the GitHub GT file
+    rextime_val.jsonl (qid, query, duration, vid, relevant_windows, ans; no options: they are taken by qid from
+    an HF file in the same folder; a row with none there loads without them and is listed in `notes`).
+    Videos: ReXTime's README layout, `videos/` (QVHighlights) and `Anet_videos_15fps_short256/` (ActivityNet)."""
     col = Collector("rextime", on_bad)
+    hf_options = None
     for line, _, row in json_items(annotation):
         where = f"{annotation}:{line}"
 
         def build(row=row, where=where):
+            nonlocal hf_options
             vid = str(need(row, "vid", where))
+            qid = str(need(row, "qid", where))
             duration = number(need(row, "duration", where), where, "duration")
-            options = need(row, "options", where, list)
-            letter = letter_of(need(row, "ans", where), options, where)
+            options = row.get("options")
+            if options is None:
+                hf_options = _rextime_options(annotation) if hf_options is None else hf_options
+                options = hf_options.get(qid)
+            if options is not None and not isinstance(options, list):
+                raise AdapterError(f"{where}: field 'options' must be a list, got {options!r}")
+            ans = need(row, "ans", where)
+            letter = letter_of(ans, options, where) if options else letter_of(ans, list("ABCD"), where)
             raw = row.get("span") or need(row, "relevant_windows", where, list)[0]
             gt = span(raw, where, "span", duration)
-            question = row.get("question") or need(row, "query", where)
+            question = str(row.get("question") or need(row, "query", where)).strip()
             names = [vid] + ([vid[2:]] if vid.startswith("v_") else [])
-            video = find_video(data_root, *names, *(f"{d}/{n}" for d in ("anet", "activitynet", "qvhighlights")
-                                                     for n in names))
-            text = GQA_PROMPT.format(question=str(question).strip(), options=options_block(options))
-            return make_record(need(row, "qid", where), video, duration, text, {"answer": letter, "span": gt},
+            video = find_video(data_root, *names, *(f"{d}/{n}" for d in REXTIME_DIRS for n in names))
+            if options:
+                text = GQA_PROMPT.format(question=question, options=options_block(options))
+            else:  # rextime_eval scores these rows too: the span fully, the letter only if the model guesses it
+                text = GQA_NO_OPTIONS_PROMPT.format(question=question)
+                col.result.notes.append(f"{where}: question {qid} has no options (the GitHub GT file carries "
+                                        "none; an HF rextime_*.json with this qid next to it supplies them)")
+            return make_record(qid, video, duration, text, {"answer": letter, "span": gt},
                                "rextime", "gqa", row.get("category", ""), source=row.get("source", ""))
         col.add(where, build)
     return col.result

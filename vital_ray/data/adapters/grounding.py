@@ -28,6 +28,9 @@ def _charades_durations(annotation: str, data_root: str) -> dict[str, float]:
     return out
 
 
+CHARADES_DIRS = ("Charades_v1_480", "Charades_v1", "videos")  # the 480p and original archives extract to these
+
+
 def load_charades(annotation: str, data_root: str, on_bad: str = "skip") -> LoadResult:
     """charades_sta_test.txt: one query per line, `VIDEO_ID START END##sentence` (seconds)."""
     col = Collector("charades", on_bad)
@@ -49,7 +52,8 @@ def load_charades(annotation: str, data_root: str, on_bad: str = "skip") -> Load
                 raise AdapterError(f"{where}: expected 'VIDEO_ID START END##sentence', got {line!r}")
             vid = parts[0]
             gt = span(parts[1:], where, "START END")
-            return make_record(f"{vid}_{n}", find_video(data_root, vid, f"Charades_v1/{vid}", f"videos/{vid}"),
+            video = find_video(data_root, vid, *(f"{d}/{vid}" for d in CHARADES_DIRS))
+            return make_record(f"{vid}_{n}", video,
                                durations.get(vid), TG_PROMPT.format(query=sentence.strip().rstrip(".")), gt,
                                "charades", "tg")
         col.add(where, build)

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import os
 
 from vital_ray.data.adapters.base import (
     MCQ_PROMPT, NUMBER_PROMPT, OPEN_PROMPT, AdapterError, Collector, LoadResult, find_video, letter_of,
-    make_record, need, options_block, table_rows,
+    make_record, need, options_block, subfolders, table_rows,
 )
 from vital_ray.rewards.parsing import answer_text
-
-
-def _first_file(*patterns: str) -> str:
-    for pattern in patterns:
-        found = sorted(glob.glob(pattern))
-        if found:
-            return found[0]
-    return ""
 
 
 def load_videomme(annotation: str, data_root: str, on_bad: str = "skip") -> LoadResult:
@@ -40,14 +31,14 @@ def load_videomme(annotation: str, data_root: str, on_bad: str = "skip") -> Load
 def load_mmvu(annotation: str, data_root: str, on_bad: str = "skip") -> LoadResult:
     """MMVU validation.json: [{id, video (HF URL .../resolve/main/videos/<Subject>/<n>.mp4), question_type
     (multiple-choice | open-ended), question, choices {A: .., ...}, answer, metadata {subject, ...}}]. Open-ended
-    items are scored by MRA when the answer is a number, else by normalized exact match (the official judge is
-    an LLM)."""
+    items are scored by the LLM judge (eval.scoring=official) or VITAL's MRA on the first number (vital)."""
     col = Collector("mmvu", on_bad)
     for where, row in table_rows(annotation):
         def build(row=row, where=where):
             url = str(need(row, "video", where))
             rel = url.split("/resolve/main/", 1)[-1] if "/resolve/main/" in url else url
-            video = find_video(data_root, rel, os.path.basename(rel))
+            # the HF repo keeps videos/<Subject>/<n>.mp4; n repeats across subjects, so no basename fallback
+            video = find_video(data_root, rel, rel.split("/", 1)[-1])
             qtype = str(need(row, "question_type", where))
             question = need(row, "question", where).strip()
             subject = (row.get("metadata") or {}).get("subject", "")
@@ -75,8 +66,8 @@ def load_videommmu(annotation: str, data_root: str, on_bad: str = "skip") -> Loa
     for where, row in table_rows(annotation):
         def build(row=row, where=where):
             rid = str(need(row, "id", where))
-            video = _first_file(os.path.join(data_root, f"{rid}.mp4"), os.path.join(data_root, "*", f"{rid}.mp4"),
-                                os.path.join(data_root, "*", "*", f"{rid}.mp4")) or find_video(data_root, rid)
+            nested = [os.path.join(d, rid) for d in subfolders(data_root, "*") + subfolders(data_root, "*/*")]
+            video = find_video(data_root, rid, *nested)
             question = need(row, "question", where).strip()
             options = list(row.get("options") or [])
             if str(row.get("question_type", "multiple-choice")) == "multiple-choice" and options:
@@ -89,6 +80,9 @@ def load_videommmu(annotation: str, data_root: str, on_bad: str = "skip") -> Loa
     return col.result
 
 
+LVR_SHARDS = "longvideo_eval_subset*"
+
+
 def load_longvideo_reason(annotation: str, data_root: str, on_bad: str = "skip") -> LoadResult:
     """LongVideo-Reason test.jsonl: {problem_id, problem (question with its lettered options), data_type,
     problem_type, reasoning, videos: 'longvila_videos/<id>.<ext>', answer: '<answer>X</answer>'}."""
@@ -96,7 +90,9 @@ def load_longvideo_reason(annotation: str, data_root: str, on_bad: str = "skip")
     for where, row in table_rows(annotation):
         def build(row=row, where=where):
             rel = str(need(row, "videos", where))
-            video = find_video(data_root, rel, os.path.basename(rel))
+            name = os.path.basename(rel)
+            # Long-RL's eval reads longvila_videos/; the published shards extract to longvideo_eval_subset<N>/
+            video = find_video(data_root, rel, name, *(f"{d}/{name}" for d in subfolders(data_root, LVR_SHARDS)))
             raw = str(need(row, "answer", where))
             letter = (answer_text(raw) or raw).strip()
             if len(letter) != 1 or not letter.isalpha():
@@ -155,7 +151,7 @@ def load_video_r1(annotation: str, data_root: str, on_bad: str = "skip") -> Load
             metric, source = VIDEO_R1_KINDS[ptype]
             rel = str(need(row, "path", where))
             rel = rel[2:] if rel.startswith("./") else rel
-            video = find_video(data_root, rel, rel.split("/", 1)[-1])
+            video = find_video(data_root, rel, f"Video-R1-data/{rel}")  # paths are relative to Video-R1-data/
             raw = str(need(row, "solution", where))
             solution = (answer_text(raw) or raw).strip()
             question = need(row, "problem", where).strip()
