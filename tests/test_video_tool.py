@@ -129,3 +129,22 @@ def test_corrupted_middle_does_not_crash(synthetic, tmp_path):
     bad.write_bytes(bytes(data))
     res = get_video_clip_frame(str(bad), 25.0, 35.0, 60.0, CFG)
     assert res.ok or "cannot read" in res.error  # decoded with artefacts, or a clean error: never a crash
+
+
+def test_pyav_backend_matches_decord(synthetic, sample_mp4):
+    rec = synthetic[0][0]
+    pyav = ToolConfig(**{**CFG.__dict__, "backend": "pyav"})
+    for video, s, e, dur in ((rec.video, 20.0, 24.0, rec.duration), (rec.video, 2.0, 50.0, rec.duration),
+                             (sample_mp4, 2.0, 6.0, 10.0)):
+        a, b = get_video_clip_frame(video, s, e, dur, CFG), get_video_clip_frame(video, s, e, dur, pyav)
+        assert a.ok and b.ok, (a.error, b.error)
+        assert a.clip.frames.shape == b.clip.frames.shape and a.clip.timestamps == b.clip.timestamps
+        assert np.abs(a.clip.frames.astype(int) - b.clip.frames.astype(int)).mean() < 6  # same frames
+    assert open_video(sample_mp4, "pyav").num_frames == 250
+
+
+def test_pyav_broken_videos_give_clean_errors(synthetic, tmp_path):
+    pyav = ToolConfig(**{**CFG.__dict__, "backend": "pyav"})
+    for kind, path in _broken_videos(synthetic, tmp_path).items():
+        res = get_video_clip_frame(path, 1.0, 5.0, 60.0, pyav)
+        assert not res.ok and "cannot read video" in res.error, (kind, res.error)

@@ -47,7 +47,8 @@ class VideoViewConfig:
 class ToolConfig:
     """`get_video_clip_frame` (VITAL semantics: spec section 2.3)."""
 
-    backend: str = "decord"  # decord: straight from the video; frames: a directory of pre-extracted JPEGs
+    # decord (PyAV where decord is not importable) | pyav: straight from the video; frames: 2 fps JPEG directories
+    backend: str = "decord"
     source_fps: float = 2.0  # clip frames are sampled on this grid, as VITAL's 2 fps JPEG contract
     max_frames: int = 64
     min_pixels: int = 4 * PATCH_AREA
@@ -347,7 +348,7 @@ class DGRPOJobConfig:
 T = TypeVar("T")
 
 _CHOICES = {
-    "tool.backend": ("decord", "frames"),
+    "tool.backend": ("decord", "pyav", "frames"),
     "rollout.backend": ("hf", "vllm"),
     "algo.estimator": ("dgrpo", "grpo"),
     "learner.backend": ("auto", "gloo", "nccl"),

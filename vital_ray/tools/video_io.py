@@ -127,6 +127,86 @@ class DecordSource(VideoSource):
             raise VideoError(self.path, _short(e)) from None
 
 
+class PyAVSource(VideoSource):
+    """PyAV over the file, used when decord is not importable (or `tool.backend=pyav`). Frames are decoded in
+    timestamp order: one seek to the first wanted frame, then forward decoding, seeking again only across a gap
+    longer than `SEEK_GAP_S` (a later GOP), instead of one seek per frame."""
+
+    SEEK_GAP_S = 2.0
+
+    def __init__(self, path: str, max_pixels: int = MAX_SOURCE_PIXELS):
+        import av
+
+        if not os.path.isfile(path):
+            raise VideoError(path, "no such file")
+        if os.path.getsize(path) == 0:
+            raise VideoError(path, "empty file")
+        codec, w, h = probe(path)
+        self.size = scaled_size(w, h, max_pixels)
+        try:
+            with av.open(path) as c:
+                st = c.streams.video[0]
+                self.fps = float(st.average_rate or st.guessed_rate or 0)
+                secs = float(st.duration * st.time_base) if st.duration else (c.duration or 0) / 1e6
+                self.num_frames = int(st.frames) or int(round(secs * self.fps))
+                st.codec_context.open()  # fails here when this FFmpeg build has no decoder for the codec
+        except Exception as e:  # noqa: BLE001 - av.FFmpegError and friends
+            raise VideoError(path, f"unsupported codec {codec}: pyav cannot decode it ({_short(e)})") from None
+        if self.num_frames <= 0 or not self.fps > 0:
+            raise VideoError(path, "no decodable frames")
+        self.path = path
+        self.pixels = self.size[0] * self.size[1] if self.size else w * h
+        self.duration = self.num_frames / self.fps
+
+    def get_frames(self, times: list[float]) -> np.ndarray:
+        import av
+
+        order = sorted(range(len(times)), key=lambda i: times[i])
+        out: list = [None] * len(times)
+        half = 0.5 / self.fps
+        try:
+            with av.open(self.path) as c:
+                st = c.streams.video[0]
+                base = float(st.start_time * st.time_base) if st.start_time is not None else 0.0
+                k, last, frames = 0, None, None
+                while k < len(order):
+                    t = times[order[k]]
+                    if frames is None or last is None or t - last > self.SEEK_GAP_S:
+                        c.seek(int((base + max(0.0, t - half)) / st.time_base), stream=st, backward=True)
+                        frames = c.decode(st)
+                    for fr in frames:
+                        last = float(fr.pts * st.time_base) - base if fr.pts is not None else (last or 0.0)
+                        if last + half < t:
+                            continue  # before the wanted frame: decoded, never converted
+                        img = fr.to_ndarray(format="rgb24", **({"width": self.size[0], "height": self.size[1]}
+                                                               if self.size else {}))
+                        while k < len(order) and times[order[k]] - half <= last:
+                            out[order[k]] = img
+                            k += 1
+                        if k == len(order) or times[order[k]] - last > self.SEEK_GAP_S:
+                            break
+                    else:  # end of stream: later times get the last frame (as decord clamps the index)
+                        if last is None or not any(o is not None for o in out):
+                            raise VideoError(self.path, "no decodable frames")
+                        fill = next(o for o in reversed([out[i] for i in order]) if o is not None)
+                        for i in order[k:]:
+                            out[i] = fill
+                        k = len(order)
+        except VideoError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise VideoError(self.path, _short(e)) from None
+        return np.stack(out)
+
+
+def decord_available() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def probe(path: str) -> tuple[str, int, int]:
     """(codec, width, height) of the first video stream, read from the container headers (no decoding)."""
     import av
@@ -197,7 +277,7 @@ def open_video(path: str, backend: str = "decord", frame_fps: float = 2.0,
                max_pixels: int = MAX_SOURCE_PIXELS) -> VideoSource:
     """Open (and cache, LRU 8 per process) a video: tool actors serve many calls on the same file."""
     try:
-        stamp = os.path.getmtime(path) if backend == "decord" else 0.0
+        stamp = os.path.getmtime(path) if backend != "frames" else 0.0
     except OSError:
         raise VideoError(path, "no such file") from None
     key = (path, backend, stamp, max_pixels)
@@ -205,7 +285,12 @@ def open_video(path: str, backend: str = "decord", frame_fps: float = 2.0,
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    src = DecordSource(path, max_pixels) if backend == "decord" else FrameDirSource(path, frame_fps)
+    if backend == "decord" and not decord_available():
+        backend = "pyav"  # decord ships only a Linux x86-64 wheel; PyAV is always installed
+    if backend == "frames":
+        src = FrameDirSource(path, frame_fps)
+    else:
+        src = DecordSource(path, max_pixels) if backend == "decord" else PyAVSource(path, max_pixels)
     with _CACHE_LOCK:
         _CACHE[key] = src
         while len(_CACHE) > 8:
