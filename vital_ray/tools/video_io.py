@@ -95,11 +95,7 @@ class DecordSource(VideoSource):
     def __init__(self, path: str, max_pixels: int = MAX_SOURCE_PIXELS):
         import decord
 
-        if not os.path.isfile(path):
-            raise VideoError(path, "no such file")
-        if os.path.getsize(path) == 0:
-            raise VideoError(path, "empty file")
-        codec, w, h = probe(path)
+        codec, w, h = _checked_probe(path)
         size = scaled_size(w, h, max_pixels)
         try:
             self.vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1,
@@ -137,11 +133,7 @@ class PyAVSource(VideoSource):
     def __init__(self, path: str, max_pixels: int = MAX_SOURCE_PIXELS):
         import av
 
-        if not os.path.isfile(path):
-            raise VideoError(path, "no such file")
-        if os.path.getsize(path) == 0:
-            raise VideoError(path, "empty file")
-        codec, w, h = probe(path)
+        codec, w, h = _checked_probe(path)
         self.size = scaled_size(w, h, max_pixels)
         try:
             with av.open(path) as c:
@@ -205,6 +197,15 @@ def decord_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _checked_probe(path: str) -> tuple[str, int, int]:
+    """`probe` after the cheap checks every decoder shares: the file exists and is not empty."""
+    if not os.path.isfile(path):
+        raise VideoError(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise VideoError(path, "empty file")
+    return probe(path)
 
 
 def probe(path: str) -> tuple[str, int, int]:
