@@ -60,7 +60,7 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml requirements/cpu.in --extra dev --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 $(LOCK_TORCH_SOURCE) -c $(VENV)/torch-cpu.txt \
 	  --no-emit-package torch --custom-compile-command "make lock" -o $(LOCK)
-	$(BIN)/uv pip compile pyproject.toml requirements/gpu.in --extra gpu --generate-hashes --python-version 3.12 \
+	$(BIN)/uv pip compile pyproject.toml requirements/gpu.in --extra gpu --extra plots --generate-hashes --python-version 3.12 \
 	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o requirements/gpu.lock
 
 # A CUDA machine (Python 3.12): the GPU lock, vLLM with the CUDA torch it pins, then vital_ray itself.

@@ -123,7 +123,8 @@ def train(cfg: DGRPOJobConfig, init_model: str | None = None) -> str:
     logger.close()
     session.shutdown()
     learner.shutdown()
-    print(f"checkpoint: {final}\nreward curve: {png}\nmetrics: {logger.path}", flush=True)
+    print(f"checkpoint: {final}\nreward curve: {png or 'not drawn (pip install vital_ray[plots])'}\n"
+          f"metrics: {logger.path}", flush=True)
     return final
 
 

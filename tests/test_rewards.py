@@ -15,8 +15,6 @@ from vital_ray.rewards import (
     temporal_iou, tg_reward, tool_bonus, wer,
 )
 from vital_ray.rewards.parsing import split_span
-from vital_ray.rewards.porter import stem
-from vital_ray.rewards.text_metrics import word_edit_distance
 
 EPS = 1e-4
 TOOL_TRACE = ('<think>look closer</think><tool_call>{"name": "get_video_clip_frame", "arguments": '
@@ -180,22 +178,15 @@ def test_rouge_by_hand():
     assert rouge_mean_f("the cat sat on the mat", "the cat is on the mat") == pytest.approx((5 / 6 + 3 / 5 + 5 / 6) / 3)
     assert rouge_mean_f("The cat, sat!", "the cat sat") == pytest.approx(1.0)  # case and punctuation ignored
     assert rouge_mean_f("running cats", "run cat") == pytest.approx(1.0)  # stemmed
+    assert rouge_mean_f("generalization ponies", "generalizations pony") == pytest.approx(1.0)  # Porter, not suffix
     assert rouge_mean_f("", "the cat") == 0.0 and rouge_mean_f("日本語", "日本語") == 0.0  # non-ASCII drops out
     assert free_form_reward("<think>x</think><answer>the cat sat</answer>", "the cat sat") == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("word, want", [
-    ("caresses", "caress"), ("ponies", "poni"), ("ties", "tie"), ("agreed", "agre"), ("hopping", "hop"),
-    ("filing", "file"), ("happy", "happi"), ("relational", "relat"), ("generalization", "gener"),
-    ("electrical", "electr"), ("adjustment", "adjust"), ("controll", "control"), ("lying", "lie"), ("say", "say"),
-    ("geology", "geolog"), ("y" * 3000, "y" * 2999 + "i"),  # iterative: no recursion limit
-])
-def test_porter_stemmer(word, want):
-    assert stem(word) == want
-
-
 def test_ocr_wer():
-    assert word_edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2  # one substitution, one insertion
+    assert wer("a b c", "a x c d") == pytest.approx(2 / 3)  # one substitution, one insertion
+    assert wer("", "x y") == 2.0 and wer("", "") == 0.0  # VITAL's empty reference: divide by 1
+    assert wer("a  b\tc", " a b c ") == 0.0  # whitespace split, as VITAL
     assert wer("hello there world", "hello world") == pytest.approx(1 / 3)
     assert ocr_reward("<answer>hello world</answer>", "hello there world") == pytest.approx(2 / 3)
     assert ocr_reward("Hello", "hello") == 0.0  # case-sensitive, as VITAL

@@ -75,8 +75,12 @@ class MetricsLogger:
         with open(self.path) as f:
             return [json.loads(line) for line in f if line.strip()]
 
-    def plot(self, keys=("reward/mean", "reward/accuracy"), name: str = "reward_curve.png") -> str:
-        import matplotlib
+    def plot(self, keys=("reward/mean", "reward/accuracy"), name: str = "reward_curve.png") -> str | None:
+        """The curves as a PNG, or None where matplotlib (the `plots` extra) is not installed."""
+        try:
+            import matplotlib
+        except ImportError:
+            return None
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
