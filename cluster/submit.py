@@ -75,10 +75,6 @@ def client(address: str):
     return JobSubmissionClient(address, headers=auth_headers())
 
 
-def submit(address: str, entrypoint: str, runtime_env: dict, submission_id: str | None = None) -> str:
-    return client(address).submit_job(entrypoint=entrypoint, runtime_env=runtime_env, submission_id=submission_id)
-
-
 def wait(jc, job_id: str, timeout_s: float = 3600.0, poll_s: float = 2.0) -> str:
     deadline = time.time() + timeout_s
     while True:

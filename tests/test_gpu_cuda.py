@@ -17,6 +17,7 @@ os.environ.update(NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NV
 
 def _bcast(rank, port, q):
     from vital_ray.training import weight_broadcast as wb
+    from vital_ray.training.weights import plan_buckets
 
     torch.cuda.set_device(rank)
     dev = torch.device("cuda", rank)
@@ -24,7 +25,7 @@ def _bcast(rank, port, q):
     gen = torch.Generator(device="cpu").manual_seed(0)
     state = {f"w{i}": torch.randn(1024, 1024 + i, generator=gen).to(torch.bfloat16) for i in range(6)}
     state["f"] = torch.randn(333, generator=gen)
-    entries = wb.plan_for(state, 4)
+    entries = plan_buckets([(k, v.dtype, tuple(v.shape)) for k, v in state.items()], 4)
     if rank == 0:
         wb.send_stream(g, ((k, v.to(dev)) for k, v in state.items()), entries)
         q.put((rank, True))

@@ -26,9 +26,6 @@ class ModelBundle:
     def config(self):
         return self.model.config
 
-    def token_id(self, token: str) -> int:
-        return self.tokenizer.convert_tokens_to_ids(token)
-
     @property
     def suppressed_ids(self) -> list[int]:
         return suppressed_token_ids(self.tokenizer, self.model.config.text_config.vocab_size)

@@ -84,7 +84,6 @@ class HFEngine(RolloutEngine):
         self.eos_id = self.tok.convert_tokens_to_ids("<|im_end|>")
         self.tool_end_id = self.tok.convert_tokens_to_ids("</tool_call>")
         self.suppress = torch.tensor(self.bundle.suppressed_ids, device=self.device)
-        self.version = 0
         fwd = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in fwd else "past_key_values"
 
@@ -177,4 +176,3 @@ class HFEngine(RolloutEngine):
             if src.shape != p.shape:
                 raise ValueError(f"{name}: shape {tuple(src.shape)} != {tuple(p.shape)}")
             p.copy_(src.to(p.dtype))
-        self.version += 1

@@ -46,7 +46,6 @@ class RolloutStats:
     wall_s: float = 0.0
     gen_busy_s: float = 0.0  # summed over generation calls
     tool_wait_s: float = 0.0  # time with tool calls pending and no generation running
-    gen_calls: int = 0
     new_tokens: int = 0
     tool_latencies: list[float] = field(default_factory=list)
 
@@ -99,7 +98,6 @@ class RolloutScheduler:
                     gens.discard(task)
                     results, busy = task.result()
                     stats.gen_busy_s += busy
-                    stats.gen_calls += 1
                     for r in results:
                         t = by_key[r.key]
                         stats.new_tokens += len(r.token_ids)
@@ -160,7 +158,6 @@ class RolloutScheduler:
         t0 = time.perf_counter()
         meta, frames_ref = await self.tool_fn(name, arguments, t.video_path, t.duration)
         latency = time.perf_counter() - t0
-        t.tool_seconds += latency
         clip = None
         event = {"name": name, "arguments": arguments, "ok": bool(meta.get("ok")), "error": meta.get("error"),
                  "latency_s": latency}

@@ -61,7 +61,6 @@ class Trajectory:
     tool_ok: int = 0
     gen_tokens: int = 0
     tool_tokens: int = 0
-    tool_seconds: float = 0.0
     tool_events: list[dict] = field(default_factory=list)
     done: bool = False
     stop_reason: str = ""

@@ -273,7 +273,6 @@ class VLLMEngine(RolloutEngine):
         self.tool_end_id = self.tok.convert_tokens_to_ids("</tool_call>")
         self.suppressed = suppressed_token_ids(self.tok, self.config.text_config.vocab_size)
         self.bucket_mb = rollout.weight_bucket_mb
-        self.version = 0
 
     def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
         from vllm import SamplingParams as VSP
@@ -313,7 +312,6 @@ class VLLMEngine(RolloutEngine):
 
     def finish_weight_update(self) -> None:
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
-        self.version += 1
 
     def sleep(self, level: int = 1) -> None:
         self.llm.sleep(level=level)

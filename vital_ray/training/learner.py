@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from vital_ray.algorithms.losses import kl_k3, policy_loss
+from vital_ray.algorithms.losses import kl_k3, masked_mean, policy_loss, total_loss
 from vital_ray.batch import TrainSample, micro_batches, pad_micro_batches, token_budget_batches
 from vital_ray.config import AlgoConfig, LearnerConfig
 from vital_ray.models.attention import load_qwen_vl
@@ -165,7 +165,7 @@ class FSDPLearner:
             offset = 0
             for i, mb in enumerate(mbs):
                 batch = kept[i] if kept is not None else self._inputs(mb)
-                logp, _ = self._score(self.policy, batch)
+                logp, entropy = self._score(self.policy, batch, with_entropy=bool(self.algo.entropy_coef))
                 if old_lp is None:  # one update per rollout batch: exactly on-policy, ratio 1 (as verl 0.4)
                     old = logp.detach()
                 else:
@@ -174,13 +174,16 @@ class FSDPLearner:
                 mask = batch["w"]  # filler samples weigh 0
                 pg, pg_m = policy_loss(logp, old, batch["adv"], mask, self.algo.clip_low, self.algo.clip_high,
                                        self.algo.clip_c)
-                loss = pg
+                kl = ent = None
                 if self.ref is not None:
                     with torch.no_grad():
                         ref_lp, _ = self._score(self.ref, batch)
                     kl = kl_k3(logp, ref_lp, mask)
-                    loss = loss + self.algo.kl_coef * kl
                     _add(metrics, "kl", kl)
+                if entropy is not None:
+                    ent = masked_mean(entropy, mask)
+                    _add(metrics, "entropy", ent)
+                loss = total_loss(pg, self.algo, kl, ent)
                 (loss / len(mbs)).backward()
                 _add(metrics, "pg_loss", pg)
                 for k, v in pg_m.items():

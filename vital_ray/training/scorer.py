@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vital_ray.algorithms.losses import entropy_from_logits, token_logprobs
+
 
 class PolicyScorer(nn.Module):
     def __init__(self, model: nn.Module):
@@ -35,12 +37,6 @@ class PolicyScorer(nn.Module):
         out = inner(**kw)
         hidden = out.last_hidden_state[:, :-1][score_mask[:, 1:].bool()]  # position t-1 predicts token t
         labels = input_ids[:, 1:][score_mask[:, 1:].bool()]
-        logits = self.model.lm_head(hidden).float()
-        lse = torch.logsumexp(logits, dim=-1)
-        # a subtraction, not a gather view: FSDP2 hooks must see a fresh tensor, and no (N, vocab) log-softmax
-        logp = logits.gather(-1, labels[:, None])[:, 0] - lse
-        if not with_entropy:
-            return logp, None
-        probs = torch.softmax(logits, dim=-1)
-        entropy = lse - (probs * logits).sum(-1)
-        return logp, entropy
+        logits = self.model.lm_head(hidden)
+        logp = token_logprobs(logits, labels)
+        return logp, (entropy_from_logits(logits) if with_entropy else None)

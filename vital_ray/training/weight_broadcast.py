@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import torch
 import torch.distributed as dist
 
-from vital_ray.training.weights import BucketEntry, plan_buckets
+from vital_ray.training.weights import BucketEntry
 
 
 class SyncGroup:
@@ -37,12 +37,6 @@ class SyncGroup:
         opts.rootRank, opts.rootTensor = src, 0
         self.pg.broadcast([tensor], opts).wait()
 
-    def barrier_sum(self, value: float) -> float:
-        """A small all-reduce (checks the group works; returns the sum over ranks)."""
-        t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        self.pg.allreduce([t]).wait()
-        return float(t.item())
-
 
 def pack(tensors: Iterable[torch.Tensor], device: torch.device) -> torch.Tensor:
     """Tensors -> one flat uint8 buffer on `device` (their raw bytes, back to back)."""
@@ -63,20 +57,6 @@ def by_bucket(entries: list[BucketEntry]) -> list[list[BucketEntry]]:
     for e in entries:
         groups[e.bucket].append(e)
     return groups
-
-
-def plan_for(state: dict[str, torch.Tensor], bucket_mb: int) -> list[BucketEntry]:
-    return plan_buckets([(k, v.dtype, tuple(v.shape)) for k, v in state.items()], bucket_mb)
-
-
-def send_state(group: SyncGroup, state: dict[str, torch.Tensor], entries: list[BucketEntry]) -> int:
-    """Sender: one broadcast per bucket. Returns bytes sent."""
-    sent = 0
-    for bucket in by_bucket(entries):
-        buf = pack((state[e.name] for e in bucket), group.device)
-        group.broadcast(buf, src=0)
-        sent += buf.numel()
-    return sent
 
 
 def receive_state(group: SyncGroup, entries: list[BucketEntry],
