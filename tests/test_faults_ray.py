@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 import ray
+from ray._private import state
 
 from actors.learner import LearnerFailure, LearnerPool
 from actors.tools import ToolPool
@@ -56,17 +57,26 @@ def _title(pid: int) -> str:
         return ""
 
 
-def _kill_when(pid: int, ready, timeout_s: float = 120.0) -> threading.Thread:
-    """SIGKILL `pid` from a thread as soon as `ready()` holds (the process is mid-task)."""
-    def run():
-        deadline = time.time() + timeout_s
-        while not ready() and time.time() < deadline:
-            time.sleep(0.01)
-        os.kill(pid, signal.SIGKILL)
+class _Killer(threading.Thread):
+    """SIGKILLs `pid` as soon as `ready()` holds (the process is mid-task); `mid_task` says whether it still held
+    when the kill was sent, so a test can show its fault landed where it says (not after a timeout, not idle)."""
 
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th
+    def __init__(self, pid: int, ready, timeout_s: float):
+        super().__init__(daemon=True)
+        self.pid, self.ready, self.timeout_s, self.mid_task = pid, ready, timeout_s, False
+
+    def run(self):
+        deadline = time.time() + self.timeout_s
+        while not (held := bool(self.ready())) and time.time() < deadline:
+            time.sleep(0.01)
+        self.mid_task = held
+        os.kill(self.pid, signal.SIGKILL)
+
+
+def _kill_when(pid: int, ready, timeout_s: float = 120.0) -> _Killer:
+    killer = _Killer(pid, ready, timeout_s)
+    killer.start()
+    return killer
 
 
 def _scripted_generate(session, turns_per_traj: int):
@@ -94,6 +104,7 @@ def test_tool_actor_killed_mid_iteration_loses_nothing(rl, monkeypatch):
     killer = _kill_when(before, lambda: pool.queued > 0)
     trajs, m = session.rollout(records[:4])
     killer.join()
+    assert killer.mid_task
     assert len(trajs) == 4 * cfg.rollout.group_size and m["data/skipped_records"] == 0, session.skipped
     assert all(t.done and t.stop_reason == "answer" and t.tool_calls == 2 and t.tool_ok == 2 for t in trajs)
     assert _pid(pool.workers[0]) != before  # restarted, same handle
@@ -103,6 +114,7 @@ def test_tool_actor_killed_mid_iteration_loses_nothing(rl, monkeypatch):
     monkeypatch.setattr(session.gen_pool, "generate", _scripted_generate(session, turns_per_traj=2))
     trajs, m = session.rollout(records[-4:])
     killer.join()
+    assert killer.mid_task
     assert len(trajs) == 4 * cfg.rollout.group_size and m["data/skipped_records"] == 0, session.skipped
     assert all(t.done and t.tool_ok == 2 for t in trajs), [t.tool_events for t in trajs if t.tool_ok != 2][:1]
     assert _pid(pool.workers[0]) != second
@@ -123,6 +135,7 @@ def test_reward_actor_killed_mid_scoring_loses_nothing(rl):
     killer = _kill_when(pid, lambda: "score" in _title(pid))
     got = session.rewards.score(items)
     killer.join()
+    assert killer.mid_task  # the worker was running `score` when it died
     assert [r.total for r in got] == want
     assert _pid(session.rewards.workers[0]) != pid
     # killed while idle: the next call waits for the restart
@@ -144,6 +157,7 @@ def test_rollout_actor_killed_mid_generation_restarts_with_synced_weights(rl):
     killer = _kill_when(pid, lambda: "generate" in _title(pid))
     trajs, m = session.rollout(records[:2])
     killer.join()
+    assert killer.mid_task
     assert len(trajs) == 2 * cfg.rollout.group_size and all(t.done and t.gen_tokens > 0 for t in trajs)
     assert m["rollout/worker_restarts"] >= 1 and _pid(worker) != pid
     got = ray.get(worker.weights_checksum.remote())
@@ -187,11 +201,33 @@ def test_tool_call_delivered_after_its_deadline_does_no_work(rl):
     assert ray.get(ok[0])["ok"] and ray.get(w.ping.remote()) == before + 1
 
 
+def test_tool_actor_killed_while_running_a_call_reruns_it_on_the_restarted_actor(rl):
+    """Ray re-delivers the call to the restarted incarnation (max_task_retries): its call counter, fresh at 0, reads
+    1 afterwards. A kill that missed the call (before it started or after it ended) leaves it at 0."""
+    cfg, session, records = rl
+    rec, pool = records[0], session.tools
+    worker = pool.workers[0]
+    restarts = state.actors(actor_id=worker._actor_id.hex())["NumRestarts"]
+
+    async def call_and_kill():
+        started = await worker.ping.remote()  # threaded actor: ping answers while a call runs
+        task = asyncio.ensure_future(pool.call("get_video_clip_frame", {"start_time": 0, "end_time": rec.duration},
+                                               rec.video, rec.duration))
+        while await worker.ping.remote() == started:  # the call has entered the worker
+            await asyncio.sleep(0.005)
+        ray.kill(worker, no_restart=False)
+        meta, frames = await task
+        return meta, frames, await _ping_restarted(worker, restarts + 1)
+
+    meta, frames, reran = asyncio.run(call_and_kill())
+    assert meta["ok"], meta
+    assert ray.get(frames).shape[0] == meta["shape"][0] > 0
+    assert reran == 1 and meta["attempts"] == 1  # retried by Ray on the same handle, not by the pool elsewhere
+
+
 async def _ping_restarted(worker, restarts: int, wait_s: float = 30.0) -> int:
     """`ping` on the worker's incarnation after `restarts` kills. `ray.kill` is asynchronous: a ping sent right after
     it can still reach the killed incarnation, which legitimately counts the call it was running."""
-    from ray._private import state
-
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < wait_s:
         info = state.actors(actor_id=worker._actor_id.hex())
@@ -269,6 +305,7 @@ def test_learner_rank_killed_mid_step_fails_fast(rl, tiny_model_path):
     with pytest.raises(LearnerFailure, match="learner rank 1 died during policy_update.*--resume"):
         learner.policy_update(samples)
     killer.join()
+    assert killer.mid_task
     assert time.perf_counter() - t0 < 60  # not the process group's 600 s collective timeout
     assert learner.workers == []  # torn down: rank 0 is not left waiting in a collective
 

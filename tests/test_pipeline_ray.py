@@ -100,24 +100,3 @@ def test_one_iteration_changes_weights_and_rollout_uses_them(rl):
     lp_after = np.asarray(probe_after.logprobs)[np.asarray(probe_after.loss_mask) == 1]
     # the rollout now samples from the updated policy: same prompt, different token probabilities
     assert probe_after.token_ids != probe_before.token_ids or np.abs(lp_after - lp_before).max() > 1e-4
-
-
-def test_killed_tool_actor_is_replaced_and_call_retried(rl):
-    import asyncio
-
-    cfg, session, learner, records = rl
-    rec = records[0]
-    pool = session.tools
-    worker = pool.workers[0]
-
-    async def call_while_killing():
-        task = asyncio.ensure_future(pool.call("get_video_clip_frame", {"start_time": 5, "end_time": 40},
-                                               rec.video, rec.duration))
-        await asyncio.sleep(0.05)
-        ray.kill(worker, no_restart=False)
-        return await task
-
-    meta, frames = asyncio.run(call_while_killing())
-    assert meta["ok"], meta
-    assert ray.get(frames).shape[0] == meta["shape"][0] > 0
-    assert ray.get(worker.ping.remote()) >= 0  # the same handle reaches the restarted actor
