@@ -4,7 +4,7 @@ A request names one video, as a content part of the last user message (`{"type":
 {"url": ...}}`, vLLM's form, or `{"type": "video", "video": ...}`, Qwen's form) or as a top-level `"video"`.
 The question is the text of the last user message (VITAL's prompt holds one question; earlier turns are not
 replayed). A final assistant message is a prefill the model continues (vLLM's `continue_final_message`).
-Every problem is a `RequestError` with a 4xx status that names it.
+The body's shape is `ChatBody` (pydantic); every problem is a `RequestError` with a 4xx status that names it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from vital_ray.serving.errors import RequestError
 
@@ -56,36 +59,73 @@ def parse_body(raw: bytes, max_bytes: int) -> dict:
     return body
 
 
-def _number(body: dict, key: str, lo: float, hi: float, integer: bool = False):
-    v = body.get(key)
-    if v is None:
-        return None
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if isinstance(v, bool) or not ok or not lo <= v <= hi:
-        kind = "an integer" if integer else "a number"
-        raise RequestError(400, f"{key} must be {kind} in [{lo}, {hi}], got {v!r}", "invalid_value", key)
-    return v
+Number = Annotated[float, Field(strict=True)]  # ints and floats; no bools, no numeric strings
+Integer = Annotated[int, Field(strict=True)]
 
 
-def _text_and_videos(content, where: str) -> tuple[str, list[str]]:
-    if isinstance(content, str):
-        return content, []
-    if not isinstance(content, list):
-        raise RequestError(400, f"{where}.content must be a string or a list of parts", "invalid_messages")
-    texts, videos = [], []
-    for i, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif kind == "video_url" and isinstance(part.get("video_url"), dict) \
-                and isinstance(part["video_url"].get("url"), str):
-            videos.append(part["video_url"]["url"])
-        elif kind == "video" and isinstance(part.get("video"), str):
-            videos.append(part["video"])
-        else:
-            raise RequestError(400, f"{where}.content[{i}]: unsupported part (expected text, video_url or video)",
-                               "invalid_messages")
-    return "\n".join(texts), videos
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: StrictStr
+
+
+class VideoUrl(BaseModel):
+    url: StrictStr
+
+
+class VideoUrlPart(BaseModel):
+    type: Literal["video_url"]
+    video_url: VideoUrl
+
+
+class VideoPart(BaseModel):
+    type: Literal["video"]
+    video: StrictStr
+
+
+Part = Annotated[Union[TextPart, VideoUrlPart, VideoPart], Field(discriminator="type")]
+
+
+class Message(BaseModel):
+    role: Literal[_ROLES]
+    content: Union[StrictStr, list[Part], None] = None
+
+    def text_and_videos(self) -> tuple[str, list[str]]:
+        if not isinstance(self.content, list):
+            return self.content or "", []
+        texts = [p.text for p in self.content if isinstance(p, TextPart)]
+        videos = [p.video_url.url if isinstance(p, VideoUrlPart) else p.video for p in self.content
+                  if not isinstance(p, TextPart)]
+        return "\n".join(texts), videos
+
+
+class ChatBody(BaseModel):
+    """The fields of an OpenAI chat-completions body this server reads; others (penalties, logprobs, ...) are
+    accepted and ignored, as OpenAI clients send them by default."""
+    model_config = ConfigDict(extra="ignore")
+    model: StrictStr = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    video: Optional[StrictStr] = None
+    n: Integer = Field(1, ge=1, le=1)
+    stream: StrictBool = False
+    max_tokens: Optional[Integer] = Field(None, ge=1, le=2**31)
+    max_completion_tokens: Optional[Integer] = Field(None, ge=1, le=2**31)
+    temperature: Optional[Number] = Field(None, ge=0.0, le=2.0)
+    top_p: Optional[Number] = Field(None, ge=1e-6, le=1.0)
+    seed: Optional[Integer] = Field(None, ge=0, le=2**31 - 1)
+
+
+_CODES = {"model": "invalid_value", "messages": "invalid_messages", "video": "invalid_video"}
+
+
+def _as_request_error(e: ValidationError) -> RequestError:
+    """The first problem as a 400 naming its field, with the endpoint's stable error codes."""
+    err = e.errors()[0]
+    loc = [str(x) for x in err["loc"]]
+    field = loc[0] if loc else None
+    if field == "model" and err["type"] == "missing":
+        return RequestError(400, "model is required", "missing_model", "model")
+    where = "".join(f"[{x}]" if x.isdigit() else f".{x}" for x in loc).lstrip(".")
+    return RequestError(400, f"{where}: {err['msg']}", _CODES.get(field, "invalid_value"), field)
 
 
 def _no_special_tokens(text: str, where: str) -> None:
@@ -95,48 +135,34 @@ def _no_special_tokens(text: str, where: str) -> None:
 
 
 def parse_chat_request(body: dict, model_name: str) -> ChatRequest:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise RequestError(400, "model is required", "missing_model", "model")
-    if model != model_name:
-        raise RequestError(404, f"model {model!r} does not exist; this server serves {model_name!r}",
+    try:
+        chat = ChatBody.model_validate(body)
+    except ValidationError as e:
+        raise _as_request_error(e) from None
+    if chat.model != model_name:
+        raise RequestError(404, f"model {chat.model!r} does not exist; this server serves {model_name!r}",
                            "model_not_found", "model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError(400, "messages must be a non-empty list", "invalid_messages", "messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in _ROLES:
-            raise RequestError(400, f"messages[{i}] needs a role in {_ROLES}", "invalid_messages", "messages")
+    messages = chat.messages
     prefill = ""
-    if messages[-1]["role"] == "assistant":
-        prefill, videos = _text_and_videos(messages[-1].get("content") or "", f"messages[{len(messages) - 1}]")
+    if messages[-1].role == "assistant":
+        prefill, videos = messages[-1].text_and_videos()
         if videos:
             raise RequestError(400, "an assistant message cannot carry a video", "invalid_messages")
         _no_special_tokens(prefill, "the assistant prefill")
-    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    users = [m for m in messages if m.role == "user"]
     if not users:
         raise RequestError(400, "messages need a user message with the question", "invalid_messages", "messages")
-    question, videos = _text_and_videos(messages[users[-1]].get("content"), f"messages[{users[-1]}]")
+    question, videos = users[-1].text_and_videos()
     if not question.strip():
         raise RequestError(400, "the last user message has no question text", "invalid_messages", "messages")
     _no_special_tokens(question, "the question")
-    if body.get("video") is not None:
-        if not isinstance(body["video"], str):
-            raise RequestError(400, "video must be a string (a path or URL)", "invalid_video", "video")
-        videos.append(body["video"])
+    if chat.video is not None:
+        videos.append(chat.video)
     if not videos:
         raise RequestError(400, "no video: add a video_url content part to the user message or a top-level "
                            "'video'", "missing_video", "video")
     if len(videos) > 1:
         raise RequestError(400, f"one video per request, got {len(videos)}", "invalid_video", "video")
-    if body.get("n", 1) != 1:
-        raise RequestError(400, "only n=1 is supported", "invalid_value", "n")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise RequestError(400, "stream must be a boolean", "invalid_value", "stream")
-    max_tokens = _number(body, "max_completion_tokens", 1, 2**31, True)
-    if max_tokens is None:
-        max_tokens = _number(body, "max_tokens", 1, 2**31, True)
-    return ChatRequest(model=model, question=question, video=videos[0], prefill=prefill, max_tokens=max_tokens,
-                       temperature=_number(body, "temperature", 0.0, 2.0), top_p=_number(body, "top_p", 1e-6, 1.0),
-                       seed=_number(body, "seed", 0, 2**31 - 1, True), stream=stream)
+    max_tokens = chat.max_completion_tokens if chat.max_completion_tokens is not None else chat.max_tokens
+    return ChatRequest(model=chat.model, question=question, video=videos[0], prefill=prefill, max_tokens=max_tokens,
+                       temperature=chat.temperature, top_p=chat.top_p, seed=chat.seed, stream=chat.stream)
