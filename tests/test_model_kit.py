@@ -42,6 +42,21 @@ def test_saved_processor_matches_our_patches(tiny_model_path):
                                msg=lambda m: f"{type(proc.video_processor).__name__}: {m}")
 
 
+def test_patch_rows_follow_the_qwen2_vl_layout_by_index():
+    """Independent of our reshape: row ((t * H/28 + bh) * W/28 + bw) * 4 + 2 * mh + mw holds the 14x14 patch at
+    (28 bh + 14 mh, 28 bw + 14 mw) of frames 2t and 2t+1, CLIP-normalised, flattened channel, time, row, column."""
+    mean, std = np.array([0.48145466, 0.4578275, 0.40821073]), np.array([0.26862954, 0.26130258, 0.27577711])
+    frames = np.random.default_rng(1).integers(0, 255, (4, 56, 84, 3), dtype=np.uint8)
+    rows, grid = frames_to_patches(frames)
+    assert grid == [2, 4, 6] and rows.shape == (48, 3 * 2 * 14 * 14)
+    for t, bh, bw, mh, mw in [(0, 0, 0, 0, 0), (0, 0, 0, 1, 1), (1, 1, 2, 0, 1), (1, 1, 0, 1, 0), (0, 1, 2, 1, 1)]:
+        y, x = 28 * bh + 14 * mh, 28 * bw + 14 * mw
+        patch = (frames[2 * t:2 * t + 2, y:y + 14, x:x + 14] / 255.0 - mean) / std  # (time, row, col, channel)
+        want = patch.transpose(3, 0, 1, 2).reshape(-1)
+        row = ((t * 2 + bh) * 3 + bw) * 4 + 2 * mh + mw
+        np.testing.assert_allclose(rows[row].numpy(), want, rtol=0, atol=1e-5)
+
+
 def test_odd_frame_count_is_padded_and_bad_size_rejected():
     _, grid = frames_to_patches(np.zeros((3, 56, 56, 3), np.uint8))
     assert grid == [2, 4, 4] and num_video_tokens(grid) == 8

@@ -16,7 +16,7 @@ from vital_ray.models.inputs import SeqInput, VideoInput, collate
 from vital_ray.rollout.engine import GenRequest, SamplingParams
 from vital_ray.rollout.vllm_engine import (collapse_video_runs, iter_buckets, prepare_vllm_folder, sampled_logprobs,
                                            sampling_kwargs, spg_from_identifier, stop_reason, to_vllm_prompt,
-                                           video_uuid, vllm_mrope_positions, vllm_param_name)
+                                           video_uuid, vllm_mrope_positions)
 
 VID = 151656
 
@@ -164,10 +164,7 @@ def test_vllm_folder_names_transformers_video_processor(tiny_model_path, tmp_pat
     assert prepare_vllm_folder(str(src)) == out  # idempotent
 
 
-def test_pushed_weight_names_are_the_checkpoint_names(tiny_model_path):
-    """What the learner streams to `VLLMEngine.load_weights` (transformers 5 names) lands on the same vLLM
-    parameters as the checkpoint folder vLLM loads at start (saved with the original names): nothing missing,
-    nothing extra."""
+def _pushed_and_on_disk(tiny_model_path):
     from safetensors import safe_open
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -179,9 +176,28 @@ def test_pushed_weight_names_are_the_checkpoint_names(tiny_model_path):
     pushed = {n for k in PolicyScorer(model).state_dict() if (n := FSDPLearner._hf_name(this, k))}
     with safe_open(os.path.join(tiny_model_path, "model.safetensors"), "pt") as f:
         on_disk = set(f.keys())
-    assert len(pushed) == len(on_disk)
-    assert {vllm_param_name(n) for n in pushed} == {vllm_param_name(n) for n in on_disk}
-    assert all(vllm_param_name(n).startswith(("language_model.", "visual.")) for n in pushed)
+    return model, pushed, on_disk
+
+
+def test_pushed_weight_names_are_the_models_own(tiny_model_path):
+    """What the learner streams to `VLLMEngine.load_weights` is the HF model's own parameter set: nothing
+    missing, nothing extra, one name per checkpoint tensor."""
+    model, pushed, on_disk = _pushed_and_on_disk(tiny_model_path)
+    assert pushed == {n for n, _ in model.named_parameters()} and len(pushed) == len(on_disk)
+
+
+def test_pushed_weight_names_land_where_vllm_loads_the_checkpoint_needs_vllm(tiny_model_path):
+    """Through vLLM's own Qwen2.5-VL name mapper, the pushed (transformers 5) names and the checkpoint's names
+    reach the same vLLM parameters."""
+    pytest.importorskip("vllm")
+    from vllm.model_executor.models.qwen2_5_vl import Qwen2_5_VLForConditionalGeneration as VLLMQwen
+
+    _, pushed, on_disk = _pushed_and_on_disk(tiny_model_path)
+
+    def mapped(names):
+        return {n for n, _ in VLLMQwen.hf_to_vllm_mapper.apply((n, None) for n in names)}
+
+    assert mapped(pushed) == mapped(on_disk) and len(mapped(pushed)) == len(pushed)
 
 
 def test_iter_buckets_bound_each_load_call():

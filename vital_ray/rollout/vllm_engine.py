@@ -217,20 +217,6 @@ def prepare_vllm_folder(path: str) -> str:
     return out
 
 
-# vLLM's Qwen2.5-VL checkpoint-name mapper (first matching prefix wins): transformers >= 4.52 names and the
-# original checkpoint names both land on vLLM's module names.
-VLLM_PREFIXES = (("model.language_model.", "language_model.model."), ("model.visual.", "visual."),
-                 ("lm_head.", "language_model.lm_head."), ("model.", "language_model.model."))
-
-
-def vllm_param_name(hf_name: str) -> str:
-    """The vLLM module parameter an HF-named tensor loads into (diagnostics and tests)."""
-    for old, new in VLLM_PREFIXES:
-        if hf_name.startswith(old):
-            return new + hf_name[len(old):]
-    return hf_name
-
-
 def iter_buckets(named: dict[str, torch.Tensor], bucket_mb: int) -> Iterable[list[tuple[str, torch.Tensor]]]:
     """Group (name, tensor) pairs into ~bucket_mb lists: bounded temporary memory per load call."""
     limit, cur, used = max(1, bucket_mb) * 2**20, [], 0
