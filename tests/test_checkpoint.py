@@ -38,10 +38,10 @@ def _samples(tiny_model_path, n=4):
     return out
 
 
-def _learner(path, ref=None):
+def _learner(path, ref=None, **learner):
     from vital_ray.training.learner import FSDPLearner
 
-    return FSDPLearner(path, LearnerConfig(lr=3e-3), AlgoConfig(kl_coef=0.01), ref_path=ref)
+    return FSDPLearner(path, LearnerConfig(lr=3e-3, **learner), AlgoConfig(kl_coef=0.01), ref_path=ref)
 
 
 def test_resume_reproduces_the_uninterrupted_run(one_rank, tiny_model_path, tmp_path):
@@ -83,6 +83,28 @@ def test_checkpoint_is_a_plain_hf_folder(one_rank, tiny_model_path, tmp_path):
     theirs = model.state_dict()
     key = "model.language_model.layers.0.mlp.up_proj.weight"
     assert torch.equal(theirs[key], ours[key])
+    assert os.path.exists(os.path.join(path, "model.safetensors"))  # fits in one shard: no index
+
+
+def test_large_checkpoints_are_sharded_with_an_index_that_loads(one_rank, tiny_model_path, tmp_path):
+    import json
+
+    from transformers import AutoModelForImageTextToText
+
+    learner = _learner(tiny_model_path, save_shard_mb=1)
+    learner.sft_update(_samples(tiny_model_path)[:2])
+    path = checkpoint.save(learner, checkpoint.checkpoint_dir(str(tmp_path), 1), {"step": 1})
+    index = json.load(open(os.path.join(path, "model.safetensors.index.json")))
+    shards = sorted(set(index["weight_map"].values()))
+    per_shard = {f: [k for k, v in index["weight_map"].items() if v == f] for f in shards}
+    assert len(shards) > 1
+    for f, keys in per_shard.items():  # a tensor larger than the limit (the embedding) gets a shard of its own
+        assert len(keys) == 1 or os.path.getsize(os.path.join(path, f)) <= 2**20 + 2**16, (f, keys)
+    assert not os.path.exists(os.path.join(path, "model.safetensors"))
+    ours, theirs = learner.full_state(), AutoModelForImageTextToText.from_pretrained(path).state_dict()
+    assert set(index["weight_map"]) == set(ours) and all(torch.equal(theirs[k], v) for k, v in ours.items())
+    resumed = _learner(path, ref=tiny_model_path)  # the learner itself reads the shards back
+    assert all(torch.equal(resumed.full_state()[k], v) for k, v in ours.items())
 
 
 def test_latest_checkpoint_ignores_incomplete_saves(tmp_path):

@@ -19,6 +19,7 @@ def test_yaml_then_overrides(tmp_path):
     (["algo.estimator=ppo"], "algo.estimator"),
     (["reward.tasks.x.kind=bogus"], "reward.tasks.x.kind"),
     (["rollout.group_size=0"], "rollout.group_size"),
+    (["learner.save_shard_mb=0"], "learner.save_shard_mb"),
     (["reward.tasks.x.alpha=0.9", "reward.tasks.x.beta=0.1"], "reward.tasks.x"),
 ])
 def test_bad_config_names_the_key(override, key):

@@ -172,6 +172,11 @@ class LearnerConfig:
     activation_checkpointing: bool = False
     max_tokens_per_micro_batch: int = 0  # > 0: dynamic micro-batches by token budget instead of micro_batch_size
     compile: bool = False  # torch.compile each decoder layer / ViT block (first update pays the compile time)
+    save_shard_mb: int = 5000  # checkpoint weights in safetensors shards of at most this size, plus an index
+
+    def __post_init__(self):
+        if self.save_shard_mb < 1:
+            raise ConfigError(f"learner.save_shard_mb must be >= 1, got {self.save_shard_mb}")
 
 
 @dataclass

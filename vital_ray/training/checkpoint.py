@@ -1,6 +1,6 @@
 """Training checkpoints: an HF model folder plus everything needed to continue exactly. No Ray in here.
 
-    <dir>/config.json, model.safetensors, tokenizer...   plain `from_pretrained` / vLLM load it
+    <dir>/config.json, model*.safetensors (+ index), tokenizer...   plain `from_pretrained` / vLLM load it
     <dir>/optim/                                        optimizer state, torch.distributed.checkpoint (sharded)
     <dir>/rng/rank<r>.pt                                python / numpy / torch RNG of each rank
     <dir>/trainer_state.json                            step, data position, stage, init model; written last

@@ -266,9 +266,9 @@ class FSDPLearner:
         set_optimizer_state_dict(self.policy, self.opt, state)
 
     def save_hf(self, out_dir: str, replace: bool = True) -> str | None:
-        """Collective. Rank 0 writes a normal HF folder (config, safetensors, tokenizer) loadable by
-        `from_pretrained` and vLLM; with `replace`, through a temporary folder renamed into place."""
-        from safetensors.torch import save_file
+        """Collective. Rank 0 writes a normal HF folder (config, safetensors shards + index, tokenizer) loadable
+        by `from_pretrained` and vLLM; with `replace`, through a temporary folder renamed into place."""
+        from huggingface_hub import save_torch_state_dict
 
         state = self.full_state()
         if dist.get_rank() != 0:
@@ -282,8 +282,7 @@ class FSDPLearner:
                 src = os.path.join(self.model_path, name)
                 if os.path.isfile(src):
                     shutil.copy2(src, tmp)
-        save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(tmp, "model.safetensors"),
-                  metadata={"format": "pt"})
+        save_torch_state_dict(state, tmp, max_shard_size=self.cfg.save_shard_mb * 2**20, metadata={"format": "pt"})
         if replace:
             shutil.rmtree(out_dir, ignore_errors=True)
             os.replace(tmp, out_dir)
