@@ -61,14 +61,20 @@ def _cache_of(out):
     return cache if cache is not None else out.past_key_values
 
 
-def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    if top_p >= 1.0:
-        return logits
-    sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    drop = probs.cumsum(-1) - probs > top_p  # keep the smallest prefix reaching top_p
-    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    return torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+def logits_processors(sampling: SamplingParams, suppressed: list[int]):
+    """transformers' processors in vLLM's order: placeholder suppression, repetition penalty over prompt and output
+    tokens (vLLM's meaning), then temperature and top-p for sampling (greedy takes the argmax after the penalty)."""
+    from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor,
+                              TemperatureLogitsWarper, TopPLogitsWarper)
+
+    procs = LogitsProcessorList([SuppressTokensLogitsProcessor(suppressed)])
+    if sampling.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
+    if sampling.temperature > 0:
+        procs.append(TemperatureLogitsWarper(sampling.temperature))
+        if sampling.top_p < 1.0:
+            procs.append(TopPLogitsWarper(sampling.top_p))
+    return procs
 
 
 class HFEngine(RolloutEngine):
@@ -83,7 +89,7 @@ class HFEngine(RolloutEngine):
         self.pad_id = self.tok.pad_token_id
         self.eos_id = self.tok.convert_tokens_to_ids("<|im_end|>")
         self.tool_end_id = self.tok.convert_tokens_to_ids("</tool_call>")
-        self.suppress = torch.tensor(self.bundle.suppressed_ids, device=self.device)
+        self.suppressed = self.bundle.suppressed_ids
         fwd = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in fwd else "past_key_values"
 
@@ -104,18 +110,19 @@ class HFEngine(RolloutEngine):
         new_lp: list[list[float]] = [[] for _ in range(B)]
         reasons = [""] * B
         active = torch.ones(B, dtype=torch.bool, device=self.device)
+        procs = logits_processors(sampling, self.suppressed)
+        # the tokens seen so far, per row, for the penalty: left padding becomes a suppressed id (its logit is
+        # -inf, which a penalty leaves -inf), so padding counts as no token
+        seen = batch["input_ids"].masked_fill(attn == 0, self.suppressed[0])
         prefill_s = time.perf_counter() - t0
         for step in range(int(limits.max())):
             logits = out.logits[:, -1].float()
             raw_logp = torch.log_softmax(logits, dim=-1)
-            logits = logits.index_fill(-1, self.suppress, float("-inf"))
-            if sampling.repetition_penalty != 1.0:
-                logits = self._penalize(logits, new_ids, sampling.repetition_penalty)
+            logits = procs(seen, logits)
             if sampling.temperature <= 0:
                 tok = logits.argmax(-1)
             else:
-                probs = torch.softmax(_top_p_filter(logits / sampling.temperature, sampling.top_p), -1)
-                tok = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+                tok = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
             lp = raw_logp.gather(-1, tok[:, None]).squeeze(-1)
             for b in torch.nonzero(active).flatten().tolist():
                 t = int(tok[b])
@@ -129,6 +136,7 @@ class HFEngine(RolloutEngine):
                     active[b] = False
             if not bool(active.any()):
                 break
+            seen = torch.cat([seen, torch.where(active, tok, self.suppressed[0])[:, None]], dim=1)
             tok = torch.where(active, tok, torch.full_like(tok, self.pad_id))
             attn = torch.cat([attn, active.long()[:, None]], dim=1)
             pos = next_pos.view(1, B, 1).expand(3, B, 1)
@@ -153,15 +161,6 @@ class HFEngine(RolloutEngine):
             if any(tail.endswith(s) for s in stop_strings):
                 return "answer"
         return ""
-
-    @staticmethod
-    def _penalize(logits, history, penalty):
-        for b, ids in enumerate(history):
-            if ids:
-                idx = torch.tensor(sorted(set(ids)), device=logits.device)
-                vals = logits[b, idx]
-                logits[b, idx] = torch.where(vals > 0, vals / penalty, vals * penalty)
-        return logits
 
     @torch.no_grad()
     def load_weights(self, named_arrays: dict[str, torch.Tensor]) -> None:
