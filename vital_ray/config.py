@@ -45,7 +45,7 @@ class VideoViewConfig:
 
 @dataclass
 class ToolConfig:
-    """`get_video_clip_frame` (VITAL semantics: spec section 2.3)."""
+    """`get_video_clip_frame` (VITAL semantics: docs/method.md §1.2)."""
 
     # decord (PyAV where decord is not importable) | pyav: straight from the video; frames: 2 fps JPEG directories
     backend: str = "decord"
@@ -127,7 +127,7 @@ class RolloutConfig:
     repetition_penalty: float = 1.0
     max_turns: int = 2  # tool calls allowed; a trajectory has at most max_turns + 1 generations
     max_tokens_per_turn: int = 64
-    max_total_tokens: int = 512  # generated + tool tokens per trajectory (hard cap, spec section 10.8)
+    max_total_tokens: int = 512  # generated + tool tokens per trajectory (hard cap, docs/method.md §7 D4)
     batch_size: int = 8  # trajectories generated together per backend call
     max_batch_pixels: int = 2**26  # video pixels (frames x H x W, all clips) in one backend call; >= 1 trajectory
     # vLLM backend (GPU): memory share, CUDA graphs, colocated sleep/wake, context, clips per prompt, weights

@@ -1,4 +1,4 @@
-"""Prompt text and the exact token wrappers of VITAL's conversations (spec sections 2.4 and 8).
+"""Prompt text and the exact token wrappers of VITAL's conversations (docs/method.md §1.3).
 
 We render token ids ourselves (token-in/token-out), so training sequences are byte-identical to what the
 rollout engine saw: no chat-template drift between SFT, RL, eval and serving.
@@ -62,7 +62,7 @@ def prompt_string(question: str, duration: float, tool_schemas: list[dict] | Non
 
 
 def clip_turn_string(result_text: str, with_video: bool) -> str:
-    """The tool turn appended after a `</tool_call>` stop (VITAL's wrapper, spec 2.4). Error results are text."""
+    """The tool turn appended after a `</tool_call>` stop (VITAL's wrapper, docs/method.md §1.3). Error results are text."""
     video = VIDEO_PLACEHOLDER if with_video else ""
     return f"<|im_end|>\n<|im_start|>tool\n{video}{plain_text(result_text)}<|im_end|>\n<|im_start|>assistant\n"
 

@@ -1,9 +1,9 @@
-"""Group-relative advantages (spec 4.2). One scalar per rollout; the learner broadcasts it over the rollout's
+"""Group-relative advantages (docs/method.md §3). One scalar per rollout; the learner broadcasts it over the rollout's
 loss-masked tokens.
 
 GRPO (verl): A = (r - mu) / (sigma + eps), sigma the unbiased (N - 1) std; single-sample groups use mu = 0,
 sigma = 1. DGRPO as released: A = w * A_grpo with w = 0.5 + 0.5 * clip(threshold - mu, 0, 1), mu the group's mean
-TOTAL reward (format + tool + task), so the threshold is tied to the reward scale (spec 10.2). Scaling rewards
+TOTAL reward (format + tool + task), so the threshold is tied to the reward scale (docs/method.md §3.1). Scaling rewards
 instead, as the paper's text says, would cancel under the std normalisation.
 """
 

@@ -1,4 +1,4 @@
-"""PPO-clip policy loss with dual clip, k3 ("low_var_kl") KL, entropy, token log-probs (verl 0.4, spec 4.2).
+"""PPO-clip policy loss with dual clip, k3 ("low_var_kl") KL, entropy, token log-probs (verl 0.4 semantics, docs/method.md §3.2).
 
 All losses are token means over a mask (verl's "token-mean" within one micro-batch). The mask may carry
 per-token weights (0 for filler samples); the mean is then weighted.

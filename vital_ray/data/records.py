@@ -1,4 +1,4 @@
-"""VITAL's record format (spec 5.3): JSON lists with `video`, `duration`, `text`/`problem`, `solution`,
+"""VITAL's record format (docs/method.md §4.1): JSON lists with `video`, `duration`, `text`/`problem`, `solution`,
 `data_source`, optional `video_kwargs`, `tool_params`, `answer`. Bad records are reported with file, index and
 field; they are skipped (or fail the load with `on_bad="fail"`), never silently lost.
 

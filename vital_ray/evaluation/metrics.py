@@ -1,4 +1,4 @@
-"""Benchmark metrics (spec 5.4), pure functions.
+"""Benchmark metrics (docs/method.md §5), pure functions.
 
 `score_sample(metric, response, solution, scoring=...)` scores one prediction; `aggregate(family, rows)` turns the
 scored rows of one benchmark into its headline numbers (fractions in [0, 1]); `summary_table` prints them.

@@ -33,7 +33,7 @@ class ModelBundle:
 
 def suppressed_token_ids(tokenizer, vocab_size: int) -> list[int]:
     """Ids the policy must never sample (every backend): vision placeholders (they break the training forward,
-    cpu-feasibility.md 3.6) and the embedding rows past the tokenizer's vocabulary."""
+    docs/engineering-notes.md §1) and the embedding rows past the tokenizer's vocabulary."""
     vision = [tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
     return vision + list(range(len(tokenizer), vocab_size))
 

@@ -1,7 +1,7 @@
 """The one mRoPE position rule used by rollout and learner alike.
 
 transformers >= 5.17 starts the text after a video at `pos + max(h, w)/merge`, vLLM (and the original Qwen2-VL
-code) at `max(all positions) + 1`; they disagree after long clips (cpu-feasibility.md section 3.5). We compute
+code) at `max(all positions) + 1`; they disagree after long clips (docs/engineering-notes.md §2). We compute
 positions here, with the reference rule, and pass them explicitly to every forward, so rollout log-probs and
 learner log-probs come from the same positions whatever engine runs the rollout.
 """
@@ -46,7 +46,7 @@ def mrope_positions(input_ids: torch.Tensor, video_grids: list[list[int]], secon
         if ids[i:i + count] != [video_token_id] * count or (i + count < n and ids[i + count] == video_token_id):
             raise ValueError(f"video {v}: expected a run of exactly {count} video tokens at position {i}")
         # second_per_grid is rounded to float32 first: vLLM's processor hands it over as a float32 tensor, and
-        # every engine must floor the same product (cpu-feasibility.md 3.5)
+        # every engine must floor the same product (docs/engineering-notes.md §2)
         t_factor = float(np.float32(second_per_grid[v])) * tokens_per_second
         t_idx = torch.floor(torch.arange(t, dtype=torch.float64) * t_factor).long()
         grid = torch.stack(torch.meshgrid(t_idx, torch.arange(h), torch.arange(w), indexing="ij")).reshape(3, -1)

@@ -1,4 +1,4 @@
-"""Benchmark metrics (spec 5.4): mIoU, R@k, multi-span IoU for grounded QA, MRA for VSI-Bench numbers."""
+"""Benchmark metrics (docs/method.md §5): mIoU, R@k, multi-span IoU for grounded QA, MRA for VSI-Bench numbers."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def mra_thresholds(start: float = 0.5, end: float = 0.95, interval: float = 0.05
     """VSI-Bench's (and VITAL's) `linspace(start, end, int((end - start) / interval + 2))`, in float64.
 
     For the defaults that count is int(10.999999999999998) = 10, i.e. 0.50, 0.55, ..., 0.95: the 11-point grid
-    in spec 5.4 does not occur in float arithmetic. Pass `thresholds=` to `mra` to score any other grid."""
+    in docs/method.md §5 does not occur in float arithmetic. Pass `thresholds=` to `mra` to score any other grid."""
     n = int((end - start) / interval + 2)
     if n <= 1:
         return [start]

@@ -1,4 +1,4 @@
-"""VITAL's format reward and tool bonus (spec 4.1).
+"""VITAL's format reward and tool bonus (docs/method.md §2).
 
 The scored text is the concatenation of the model's generated turns (tool outputs excluded), e.g.
 `<think>..</think><tool_call>..</tool_call><think>..</think><answer>..</answer>`.

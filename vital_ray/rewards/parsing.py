@@ -12,7 +12,7 @@ import re
 Span = tuple[float, float]
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-# VITAL's time regex, verbatim (spec 4.1): plain non-negative numbers, so "-5" reads as 5.
+# VITAL's time regex, verbatim (docs/method.md §2): plain non-negative numbers, so "-5" reads as 5.
 _TIME_NUMBER = re.compile(r"\b(\d+\.\d+\b|\b\d+)\b")
 _SENTENCE_BREAK = re.compile(r"[!?\n]")
 _FLOAT = re.compile(r"[-+]?(?:\d*\.\d+|\d+)")

@@ -1,4 +1,4 @@
-"""task -> reward routing (spec 4.1, 10.10): an explicit `cfg.tasks` registry instead of VITAL's data_source
+"""task -> reward routing (docs/method.md §2.3, §7 D5): an explicit `cfg.tasks` registry instead of VITAL's data_source
 string matching. Total = format_weight * format + tool bonus + task term; format and tool bonus only count
 for tasks with `use_format` (VITAL adds the tool bonus inside its format term, even when the format fails)."""
 

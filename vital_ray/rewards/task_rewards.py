@@ -1,4 +1,4 @@
-"""Task terms (spec 4.1), one pure function per kind. Each takes the full scored response and the raw ground
+"""Task terms (docs/method.md §2), one pure function per kind. Each takes the full scored response and the raw ground
 truth, and raises MalformedSolution when the ground truth cannot be scored."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from vital_ray.rewards.text_metrics import rouge_mean_f, wer
 
 def time_scope_text(response: str, scope: str = "answer") -> str:
     """Where spans are read. "response": the whole text (VITAL; picks up numbers in <think> and tool-call JSON);
-    "answer": the <answer> content only, nothing without one (our fix, spec 10.11)."""
+    "answer": the <answer> content only, nothing without one (our default, docs/method.md §7 D6)."""
     if scope == "response":
         return response
     if scope == "answer":

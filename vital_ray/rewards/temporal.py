@@ -1,4 +1,4 @@
-"""Temporal IoU and the per-task linear "cut" (spec 4.1; the paper's task-level difficulty scaling)."""
+"""Temporal IoU and the per-task linear "cut" (docs/method.md §2.3; the paper's task-level difficulty scaling)."""
 
 from __future__ import annotations
 

@@ -150,7 +150,7 @@ class RolloutScheduler:
             finish(t, "answer")
         elif r.stop_reason == "tool_call":
             finish(t, "max_turns")
-        else:  # eos or length with no answer: end here instead of silently concatenating turns (spec 10.6)
+        else:  # eos or length with no answer: end here instead of silently concatenating turns (docs/method.md §7 D2)
             finish(t, "no_answer" if r.stop_reason == "eos" else "length")
         return None
 

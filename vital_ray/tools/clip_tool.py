@@ -1,4 +1,4 @@
-"""`get_video_clip_frame(start_time, end_time)`: VITAL's clip tool (spec 2.3), decoding straight from the video.
+"""`get_video_clip_frame(start_time, end_time)`: VITAL's clip tool (docs/method.md §1.2), decoding straight from the video.
 
 Frames are taken on the `source_fps` (2 fps) grid of the segment, subsampled uniformly to `max_frames`, resized
 within the pixel budget, stamped with `start + i/fps_eff`, padded to an even count. Bad arguments and unreadable

@@ -1,7 +1,7 @@
 """Parse one assistant turn: `<tool_call>{json}</tool_call>` first, then `<answer>`, else an explicit error.
 
-VITAL's order (spec 2.2): a turn holding both a tool call and an answer is a tool call. Every malformed case
-becomes an error result with a reason; nothing silently continues (spec 10.6).
+VITAL's order (docs/method.md §1.1): a turn holding both a tool call and an answer is a tool call. Every malformed case
+becomes an error result with a reason; nothing silently continues (docs/method.md §7 D2).
 """
 
 from __future__ import annotations

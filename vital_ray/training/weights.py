@@ -1,6 +1,6 @@
 """Weight sync payloads: a state dict as a few flat numpy buckets (one object-store put per bucket).
 
-Numpy crosses the object store 10-40x faster than pickled torch tensors (cpu-feasibility.md section 5), and a
+Numpy crosses the object store 10-40x faster than pickled torch tensors (docs/engineering-notes.md §3), and a
 handful of buckets in one call avoids per-tensor RPCs (the open-instruct #1535 failure mode).
 """
 

@@ -21,7 +21,7 @@ from vital_ray.data.records import Record, RecordError
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-# Prompt wording: the TG sentence is VITAL's answer format (spec 5.3), the MCQ tail the usual letter instruction.
+# Prompt wording: the TG sentence is VITAL's answer format (docs/method.md §4.1), the MCQ tail the usual letter instruction.
 TG_PROMPT = (
     "Give the query: '{query}', when does the described content occur in the video? Please return its start "
     "time and end time. Answer in the format 'The event happens in the start time - end time'. For example, "

@@ -1,4 +1,4 @@
-"""VITAL's own JSON record format (MTVR training files and VITAL's eval files, spec 5.3/5.4)."""
+"""VITAL's own JSON record format (MTVR training files and VITAL's eval files, docs/method.md §4, §5)."""
 
 from __future__ import annotations
 
