@@ -32,7 +32,7 @@ def _split(result) -> tuple[dict, np.ndarray]:
     if clip is None:
         return meta, _EMPTY
     meta.update(shape=tuple(clip.frames.shape), fps=float(clip.fps), start=float(clip.start), end=float(clip.end),
-                timestamps=list(clip.timestamps))
+                timestamps=list(clip.timestamps), source=clip.source)
     return meta, clip.frames
 
 
@@ -48,15 +48,16 @@ def run_tool_call(name: str, arguments: dict, video: str, duration: float, cfg: 
     return _split(execute_tool_call(name, arguments, video, duration, cfg))
 
 
-def run_global_view(video: str, duration: float, cfg: VideoViewConfig,
-                    max_source_pixels: int = ToolConfig.max_source_pixels):
-    """The prompt's global view -> (metadata, uint8 frames); an unreadable video is an error result.
-    `max_source_pixels` (tool.max_source_pixels) bounds decoding memory on huge-resolution videos."""
+def run_global_view(video: str, duration: float, cfg: VideoViewConfig, tool_cfg: ToolConfig = ToolConfig()):
+    """The prompt's global view -> (metadata, uint8 frames), read like the clip tool's frames (`tool_cfg`: the
+    decoder, the frame store, tool.max_source_pixels); an unreadable video is an error result."""
     from vital_ray.tools.clip_tool import ToolResult
+    from vital_ray.tools.sources import open_source
     from vital_ray.tools.video_io import VideoError, sample_global_view
 
     try:
-        clip = sample_global_view(video, duration, cfg, max_source_pixels=max_source_pixels)
+        src = open_source(video, tool_cfg, (cfg.min_pixels, cfg.max_pixels))
+        clip = sample_global_view(video, duration, cfg, src=src)
         return _split(ToolResult(ok=True, clip=clip, error=None, text=""))
     except VideoError as e:
         return _split(ToolResult(ok=False, clip=None, error=str(e), text=f"Error: {e}"))
@@ -91,7 +92,7 @@ class ToolWorker:
             return _expired()
         self.calls += 1
         cfg = dataclasses.replace(self.view_cfg, **overrides) if overrides else self.view_cfg
-        return run_global_view(video, duration, cfg, self.tool_cfg.max_source_pixels)
+        return run_global_view(video, duration, cfg, self.tool_cfg)
 
 
 class ToolPool:

@@ -244,7 +244,7 @@ def test_a_clip_larger_than_the_batch_budget_fails_at_start_up():
 def test_pyav_backend_handles_the_same_bad_videos(odd_videos, synthetic):
     """AV1 (PyAV's FFmpeg may decode it: then frames, else the clean codec error), 8000x8000 scaled while
     decoding, a record longer than the file, a call past the file's end."""
-    pyav = ToolConfig(**{**CFG.__dict__, "backend": "pyav"})
+    pyav = ToolConfig(**{**CFG.__dict__, "decoder": "pyav"})
     res = get_video_clip_frame(odd_videos["av1"], 0.0, 3.0, 4.0, pyav)
     assert res.ok or ("unsupported codec" in res.error and "av1" in res.error.lower()), res.error
     src = open_video(odd_videos["huge"], "pyav", max_pixels=CFG.max_source_pixels)
@@ -253,6 +253,6 @@ def test_pyav_backend_handles_the_same_bad_videos(odd_videos, synthetic):
     assert res.ok and res.clip.frames.shape[1] * res.clip.frames.shape[2] <= CFG.max_pixels
     rec = synthetic[0][0]
     with pytest.raises(VideoError, match="record's duration 600.00 s exceeds the file's 60.00 s"):
-        sample_global_view(rec.video, 600.0, VideoViewConfig(max_frames=4), backend="pyav")
+        sample_global_view(rec.video, 600.0, VideoViewConfig(max_frames=4), decoder="pyav")
     res = get_video_clip_frame(rec.video, 100.0, 120.0, 600.0, pyav)
     assert not res.ok and "no frames between" in res.error

@@ -85,7 +85,7 @@ def test_frame_dir_backend_matches_decord(synthetic, tmp_path):
     for k in range(int(src.duration * 2)):  # VITAL's layout: <stem>/<stem>_<n>.jpg at 2 fps
         Image.fromarray(src.get_frames([k / 2])[0]).save(frame_dir / f"clip_{k + 1:06d}.jpg", quality=95)
     a = get_video_clip_frame(rec.video, 20.0, 24.0, rec.duration, CFG)
-    b = get_video_clip_frame(str(video), 20.0, 24.0, rec.duration, ToolConfig(**{**CFG.__dict__, "backend": "frames"}))
+    b = get_video_clip_frame(str(video), 20.0, 24.0, rec.duration, ToolConfig(**{**CFG.__dict__, "decoder": "frames"}))
     assert a.ok and b.ok and a.clip.frames.shape == b.clip.frames.shape
     assert np.abs(a.clip.frames.astype(int) - b.clip.frames.astype(int)).mean() < 6  # JPEG noise only
 
@@ -133,7 +133,7 @@ def test_corrupted_middle_does_not_crash(synthetic, tmp_path):
 
 def test_pyav_backend_matches_decord(synthetic, sample_mp4):
     rec = synthetic[0][0]
-    pyav = ToolConfig(**{**CFG.__dict__, "backend": "pyav"})
+    pyav = ToolConfig(**{**CFG.__dict__, "decoder": "pyav"})
     for video, s, e, dur in ((rec.video, 20.0, 24.0, rec.duration), (rec.video, 2.0, 50.0, rec.duration),
                              (sample_mp4, 2.0, 6.0, 10.0)):
         a, b = get_video_clip_frame(video, s, e, dur, CFG), get_video_clip_frame(video, s, e, dur, pyav)
@@ -144,7 +144,7 @@ def test_pyav_backend_matches_decord(synthetic, sample_mp4):
 
 
 def test_pyav_broken_videos_give_clean_errors(synthetic, tmp_path):
-    pyav = ToolConfig(**{**CFG.__dict__, "backend": "pyav"})
+    pyav = ToolConfig(**{**CFG.__dict__, "decoder": "pyav"})
     for kind, path in _broken_videos(synthetic, tmp_path).items():
         res = get_video_clip_frame(path, 1.0, 5.0, 60.0, pyav)
         assert not res.ok and "cannot read video" in res.error, (kind, res.error)
