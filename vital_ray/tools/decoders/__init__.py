@@ -8,6 +8,7 @@ FFmpeg's shared libraries and decord ships only a Linux x86-64 wheel, so either 
 from __future__ import annotations
 
 import functools
+import re
 
 from vital_ray.tools.decoders.base import VideoError, VideoSource
 
@@ -28,8 +29,11 @@ def unavailable(name: str) -> str | None:
         elif name == "pyav":
             import av  # noqa: F401
     except Exception as e:  # noqa: BLE001 - ImportError, OSError / RuntimeError from a shared library
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        return f"{type(e).__name__}: {first}"[:300]
+        text = str(e).strip()
+        missing = sorted(set(re.findall(r"(lib[a-z0-9_]+\.so(?:\.\d+)*): cannot open", text)))
+        if missing:  # torchcodec tries each FFmpeg major version it supports
+            return f"missing shared libraries {', '.join(missing)} (FFmpeg: apt-get install ffmpeg)"
+        return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]
     return None
 
 
