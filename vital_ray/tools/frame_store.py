@@ -108,10 +108,7 @@ class FrameStore:
             self.misses += 1
             return None
         self.hits += 1
-        try:
-            os.utime(self._paths(key)[1])  # least recently used order
-        except OSError:
-            pass
+        _touch(self._paths(key)[1])
         return src
 
     # -- writing ----------------------------------------------------------------------------------------------
@@ -130,6 +127,7 @@ class FrameStore:
                 os.replace(tmp + ".npy", npy)
                 with open(tmp + ".json", "w") as f:
                     json.dump(meta, f)
+                _touch(tmp + ".json")
                 os.replace(tmp + ".json", meta_path)
             finally:
                 for leftover in (tmp + ".npy", tmp + ".json"):
@@ -231,6 +229,16 @@ class FrameStore:
             other = os.path.basename(meta_path)[:-5]
             if other != key:
                 self.remove(other)
+
+
+def _touch(path: str) -> None:
+    """Set mtime (the LRU order) from the precise clock: the kernel's file-time clock ticks only every few ms,
+    and a read right after another entry's write must still sort after it."""
+    now = time.time_ns()
+    try:
+        os.utime(path, ns=(now, now))
+    except OSError:  # evicted meanwhile
+        pass
 
 
 def _sha(text: str) -> str:
