@@ -157,6 +157,10 @@ class ToolPoolConfig:
     tool_node_label: str = "tool"  # prefer nodes labelled vital-ray/node-kind=<this> (see cluster/); "" = anywhere
     request_resources: bool = True  # ask the autoscaler for one CPU bundle per wanted worker
     autoscale_interval_s: float = 1.0  # how often an idle pool checks whether to shrink
+    # video affinity: a call goes to the worker that served its video last (warm reader, its node's frame store)
+    # unless that worker has more than `affinity_slack` calls in flight beyond the least-loaded one
+    affinity: bool = True
+    affinity_slack: int = 1
 
 
 @dataclass
@@ -427,10 +431,11 @@ def _validate(cfg: Any) -> None:
     pool = getattr(cfg, "tool_pool", None)
     if pool is not None and not (1 <= pool.min_workers <= pool.max_workers and pool.scale_up_queue >= 1
                                  and pool.max_concurrency >= 1 and pool.autoscale_interval_s > 0
-                                 and pool.idle_s_before_shrink >= 0 and pool.num_cpus_per_worker >= 0):
+                                 and pool.idle_s_before_shrink >= 0 and pool.num_cpus_per_worker >= 0
+                                 and pool.affinity_slack >= 0):
         raise ConfigError(f"tool_pool: need 1 <= min_workers ({pool.min_workers}) <= max_workers "
                           f"({pool.max_workers}), scale_up_queue >= 1, max_concurrency >= 1, autoscale_interval_s > 0, "
-                          "idle_s_before_shrink >= 0, num_cpus_per_worker >= 0")
+                          "idle_s_before_shrink >= 0, num_cpus_per_worker >= 0, affinity_slack >= 0")
     if rollout is not None and not 0.0 < rollout.gpu_memory_utilization <= 1.0:
         raise ConfigError(f"rollout.gpu_memory_utilization must be in (0, 1], got {rollout.gpu_memory_utilization}")
     tool = getattr(cfg, "tool", None)
