@@ -156,3 +156,16 @@ def test_entry_metadata_names_the_decoder_and_shape(video, tmp_path):
     meta = json.load(open(os.path.join(store.root, store.entries()[0][2] + ".json")))
     assert meta["shape"][0] == 120 and meta["shape"][3] == 3 and meta["decoder"] in ("torchcodec", "decord", "pyav")
     assert entry_bytes(store) >= 120 * meta["shape"][1] * meta["shape"][2] * 3
+
+
+def test_prepare_frames_fills_the_store_with_one_task_per_video(ray_local, tmp_path):
+    from pipelines.prepare_frames import prepare
+    from vital_ray.config import DGRPOJobConfig, load_config
+
+    cfg = load_config(DGRPOJobConfig, None, [f"data.synthetic_dir={tmp_path / 'synth'}", "data.num_videos=2",
+                                             "data.video_duration_s=20", f"tool.store_dir={tmp_path / 'store'}"])
+    first = prepare(cfg)
+    assert (first["videos"], first["filled"], first["present"], first["failed"]) == (2, 2, 0, {})
+    assert len(FrameStore(cfg.tool.store_dir, 2**30).entries()) == 2 and first["store_gb"] > 0
+    again = prepare(cfg)
+    assert (again["filled"], again["present"]) == (0, 2)
