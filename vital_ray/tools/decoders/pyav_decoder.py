@@ -68,8 +68,8 @@ class PyAVSource(VideoSource):
                     if last_key is not None:
                         self.gop_s = max(self.gop_s, last - last_key)
                     last_key = last
-                if last + half < t:
-                    continue  # before the wanted frame: decoded, never converted
+                if last + half < times[order[k]]:
+                    continue  # before the next wanted frame: decoded, never converted
                 img = self._rgb(fr)
                 while k < len(order) and times[order[k]] - half <= last:
                     out[order[k]] = img
