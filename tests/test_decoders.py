@@ -68,3 +68,26 @@ def test_every_decoder_gives_the_same_clean_error(broken_videos):
         errors = {d: get_video_clip_frame(path, 1.0, 5.0, 60.0, cfg_for(d)).error for d in names}
         assert all(e and e.startswith(f"cannot read video {path}: ") for e in errors.values()), (kind, errors)
         assert len(set(errors.values())) == 1, (kind, errors)
+
+
+@pytest.fixture(scope="module")
+def long_gop_mp4(tmp_path_factory):
+    """40 s with a 10 s GOP (and no B-frames): sparse times need decoding from a keyframe far back."""
+    import subprocess
+
+    exe = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    path = str(tmp_path_factory.mktemp("gop") / "gop10s.mp4")
+    subprocess.run([exe, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "40",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "300", "-keyint_min", "300", "-sc_threshold",
+                    "0", "-pix_fmt", "yuv420p", path], check=True, timeout=120)
+    return path
+
+
+def test_same_frames_on_a_long_gop(decoder, long_gop_mp4):
+    """Seeks land on keyframes up to 10 s before the wanted frame; the frame returned is still the wanted one."""
+    times = [1.0, 7.5, 12.3, 21.0, 33.5, 39.0]
+    ref = open_decoder("pyav", long_gop_mp4, CFG.max_source_pixels).get_frames(times).astype(int)
+    got = open_decoder(decoder, long_gop_mp4, CFG.max_source_pixels).get_frames(times).astype(int)
+    for i in range(len(times)):
+        assert np.abs(got[i] - ref[i]).mean() < 2, (decoder, times[i])
+    assert np.abs(ref[1] - ref[0]).mean() > 5  # testsrc2 changes over time: a wrong frame would show

@@ -1,8 +1,10 @@
-"""PyAV over the file (always installed: the fallback everywhere). Frames are decoded in timestamp order with one
-seek per gap longer than a GOP, and only the wanted frames are converted to RGB, at the output size."""
+"""PyAV over the file (always installed: the fallback everywhere). Frames are decoded in timestamp order, seeking
+only when a keyframe lies between the last decoded frame and the next wanted one (keyframe times are predicted
+from the interval seen while decoding), and only the wanted frames are converted to RGB, at the output size."""
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -12,7 +14,7 @@ from vital_ray.tools.decoders.base import Budget, VideoError, VideoSource, check
 
 class PyAVSource(VideoSource):
     name = "pyav"
-    MIN_SEEK_GAP_S = 2.0  # until two keyframes have been seen, seek across gaps longer than this
+    MIN_SEEK_GAP_S = 2.0  # until a keyframe interval has been seen, seek across gaps longer than this
 
     def __init__(self, path: str, max_source_pixels: int, budget: Budget | None = None):
         import av
@@ -33,7 +35,7 @@ class PyAVSource(VideoSource):
         self.path = path
         self.pixels = self.size[0] * self.size[1] if self.size else w * h
         self.duration = self.num_frames / self.fps
-        self.gop_s = self.MIN_SEEK_GAP_S  # longest keyframe interval seen: a longer gap surely crosses a keyframe
+        self.gop_s: float | None = None  # keyframe interval seen last (None: not yet)
         self.lock = threading.Lock()
 
     def _rgb(self, fr) -> np.ndarray:
@@ -49,6 +51,14 @@ class PyAVSource(VideoSource):
         except Exception as e:  # noqa: BLE001
             raise VideoError(self.path, short(e)) from None
 
+    def _seek_pays(self, last: float, last_key: float | None, t: float) -> bool:
+        """Seeking to `t` lands on the keyframe before it: cheaper than decoding on from `last` exactly when that
+        keyframe comes after `last` (expected at last_key + m * gop_s)."""
+        if self.gop_s is None or last_key is None:
+            return t - last > self.MIN_SEEK_GAP_S
+        next_key = last_key + self.gop_s * (math.floor((last - last_key) / self.gop_s + 1e-6) + 1)
+        return next_key <= t + 0.5 / self.fps
+
     def _decode(self, times: list[float]) -> np.ndarray:
         c = self.container
         st = c.streams.video[0]
@@ -59,14 +69,14 @@ class PyAVSource(VideoSource):
         k, last, frames, last_key = 0, None, None, None
         while k < len(order):
             t = times[order[k]]
-            if frames is None or last is None or t - last > self.gop_s:
+            if frames is None or last is None or self._seek_pays(last, last_key, t):
                 c.seek(int((base + max(0.0, t - half)) / st.time_base), stream=st, backward=True)
                 frames, last_key = c.decode(st), None
             for fr in frames:
                 last = float(fr.pts * st.time_base) - base if fr.pts is not None else (last or 0.0)
                 if fr.key_frame:
-                    if last_key is not None:
-                        self.gop_s = max(self.gop_s, last - last_key)
+                    if last_key is not None and last > last_key:
+                        self.gop_s = last - last_key
                     last_key = last
                 if last + half < times[order[k]]:
                     continue  # before the next wanted frame: decoded, never converted
@@ -74,7 +84,7 @@ class PyAVSource(VideoSource):
                 while k < len(order) and times[order[k]] - half <= last:
                     out[order[k]] = img
                     k += 1
-                if k == len(order) or times[order[k]] - last > self.gop_s:
+                if k == len(order) or self._seek_pays(last, last_key, times[order[k]]):
                     break
             else:  # end of stream: later times get the last frame (as the index-based decoders clamp)
                 if last is None or not any(o is not None for o in out):
