@@ -80,7 +80,7 @@ class ToolServer:
     async def global_view(self, video: str, duration: float):
         from actors.tools import run_global_view
 
-        return await asyncio.to_thread(run_global_view, video, duration, self.view_cfg, self.tool_cfg.max_source_pixels)
+        return await asyncio.to_thread(run_global_view, video, duration, self.view_cfg, self.tool_cfg)
 
 
 app = FastAPI(title="vital_ray", docs_url=None, redoc_url=None)

@@ -1,4 +1,5 @@
-"""Video tool pool: CPU actors running the clip tool with decord; frames go to the object store by reference.
+"""Video tool pool: CPU actors running the clip tool (tool.decoder, the frame store); frames go to the object store
+by reference. Calls on a video go to the worker that has it warm (video affinity), else the least-loaded one.
 
 Each call returns two object refs: small metadata, and the uint8 frames. The caller owns both (they are task
 returns), so the frames outlive the tool actor that decoded them, and the driver never fetches pixels.
@@ -13,7 +14,7 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections import deque
+from collections import Counter, OrderedDict, deque
 
 import numpy as np
 import ray
@@ -23,6 +24,7 @@ from vital_ray.config import ToolConfig, ToolPoolConfig, VideoViewConfig
 from vital_ray.tools.scaling import needed_workers, placement_options, resource_request, shrink_due
 
 _EMPTY = np.zeros((0, 0, 0, 3), dtype=np.uint8)
+MAX_WARM_VIDEOS = 4096  # video -> worker entries kept for affinity (least recently used dropped)
 
 
 def _split(result) -> tuple[dict, np.ndarray]:
@@ -32,7 +34,7 @@ def _split(result) -> tuple[dict, np.ndarray]:
     if clip is None:
         return meta, _EMPTY
     meta.update(shape=tuple(clip.frames.shape), fps=float(clip.fps), start=float(clip.start), end=float(clip.end),
-                timestamps=list(clip.timestamps))
+                timestamps=list(clip.timestamps), source=clip.source)
     return meta, clip.frames
 
 
@@ -48,15 +50,16 @@ def run_tool_call(name: str, arguments: dict, video: str, duration: float, cfg: 
     return _split(execute_tool_call(name, arguments, video, duration, cfg))
 
 
-def run_global_view(video: str, duration: float, cfg: VideoViewConfig,
-                    max_source_pixels: int = ToolConfig.max_source_pixels):
-    """The prompt's global view -> (metadata, uint8 frames); an unreadable video is an error result.
-    `max_source_pixels` (tool.max_source_pixels) bounds decoding memory on huge-resolution videos."""
+def run_global_view(video: str, duration: float, cfg: VideoViewConfig, tool_cfg: ToolConfig = ToolConfig()):
+    """The prompt's global view -> (metadata, uint8 frames), read like the clip tool's frames (`tool_cfg`: the
+    decoder, the frame store, tool.max_source_pixels); an unreadable video is an error result."""
     from vital_ray.tools.clip_tool import ToolResult
+    from vital_ray.tools.sources import open_source
     from vital_ray.tools.video_io import VideoError, sample_global_view
 
     try:
-        clip = sample_global_view(video, duration, cfg, max_source_pixels=max_source_pixels)
+        src = open_source(video, tool_cfg, (cfg.min_pixels, cfg.max_pixels))
+        clip = sample_global_view(video, duration, cfg, src=src)
         return _split(ToolResult(ok=True, clip=clip, error=None, text=""))
     except VideoError as e:
         return _split(ToolResult(ok=False, clip=None, error=str(e), text=f"Error: {e}"))
@@ -65,8 +68,8 @@ def run_global_view(video: str, duration: float, cfg: VideoViewConfig,
 @ray.remote(max_restarts=-1, max_task_retries=-1)
 class ToolWorker:
     def __init__(self, tool_cfg: ToolConfig, view_cfg: VideoViewConfig):
-        # no torch here (decord runs with one thread): a new worker is up in well under a second, which is what
-        # makes scaling up on a burst of tool calls pay off
+        # no torch imported here (decoders run with one thread; torchcodec imports torch on first use only): a new
+        # worker is up in well under a second, which is what makes scaling up on a burst of tool calls pay off
         self.tool_cfg, self.view_cfg = tool_cfg, view_cfg
         self.calls = 0
 
@@ -91,7 +94,17 @@ class ToolWorker:
             return _expired()
         self.calls += 1
         cfg = dataclasses.replace(self.view_cfg, **overrides) if overrides else self.view_cfg
-        return run_global_view(video, duration, cfg, self.tool_cfg.max_source_pixels)
+        return run_global_view(video, duration, cfg, self.tool_cfg)
+
+
+def source_metrics(sources: Counter) -> dict:
+    """tool/decoder/<name> (calls each decoder served), tool/source/{store,decode}, tool/store_hit_rate."""
+    store = sources.get("store", 0)
+    decoded = sum(n for s, n in sources.items() if s != "store")
+    out = {f"tool/decoder/{s}": n for s, n in sorted(sources.items()) if s != "store"}
+    out.update({"tool/source/store": store, "tool/source/decode": decoded,
+                "tool/store_hit_rate": store / (store + decoded) if store + decoded else 0.0})
+    return out
 
 
 class ToolPool:
@@ -114,6 +127,9 @@ class ToolPool:
         self.waiting = 0  # calls queued in the pool for a free slot
         self.latencies: list[float] = []  # since the last stats()
         self.frames = 0  # frames returned since the last stats()
+        self.sources: Counter = Counter()  # where frames came from (decoder name or "store") since the last stats()
+        self.affinity_hits = 0  # calls routed to their video's warm worker since the last stats()
+        self._warm: OrderedDict[str, int] = OrderedDict()  # video -> id() of the worker that served it last
         self._stats_t = time.time()
         # (time, workers incl. starting, outstanding calls) at each change; bounded for long runs
         self.history: deque[tuple[float, int, int]] = deque(maxlen=100_000)
@@ -213,17 +229,31 @@ class ToolPool:
                 print(f"tool pool autoscale failed: {e}", flush=True)
 
     # -- dispatch ---------------------------------------------------------------------------------------------
-    def _take_slot(self):
+    def _take_slot(self, video: str | None = None):
+        """A free slot: on `video`'s warm worker unless it is busier than the least-loaded by more than
+        affinity_slack, else on the least-loaded worker."""
         with self._lock:
             free = [w for w in self.workers if self.inflight[id(w)] < self.pool_cfg.max_concurrency]
             if not free:
                 return None
             w = min(free, key=lambda w: self.inflight[id(w)])
+            warm_id = self._warm.get(video) if video is not None and self.pool_cfg.affinity else None
+            warm = next((x for x in free if id(x) == warm_id), None)
+            if warm is not None and self.inflight[id(warm)] <= self.inflight[id(w)] + self.pool_cfg.affinity_slack:
+                w = warm
+                self.affinity_hits += 1
             self.inflight[id(w)] += 1
             return w
 
-    async def _acquire(self):
-        w = self._take_slot()
+    def _served(self, video: str, w) -> None:
+        with self._lock:
+            self._warm[video] = id(w)
+            self._warm.move_to_end(video)
+            while len(self._warm) > MAX_WARM_VIDEOS:
+                self._warm.popitem(last=False)
+
+    async def _acquire(self, video: str | None = None):
+        w = self._take_slot(video)
         if w is not None:
             return w
         loop = asyncio.get_running_loop()
@@ -235,7 +265,7 @@ class ToolPool:
                 with self._lock:
                     self._waiters.append(waiter)
                 try:
-                    w = self._take_slot()  # a slot may have freed between the last try and registering
+                    w = self._take_slot(video)  # a slot may have freed between the last try and registering
                     if w is not None:
                         return w
                     # woken by a finished call or a promoted worker; the timeout is a safety net
@@ -246,7 +276,7 @@ class ToolPool:
                     with self._lock:
                         if waiter in self._waiters:
                             self._waiters.remove(waiter)
-                w = self._take_slot()
+                w = self._take_slot(video)
                 if w is not None:
                     return w
         finally:
@@ -266,10 +296,10 @@ class ToolPool:
             except RuntimeError:  # that call's event loop has ended
                 pass
 
-    async def _run(self, method: str, *args) -> tuple[dict, ray.ObjectRef]:
+    async def _run(self, method: str, video: str, *args) -> tuple[dict, ray.ObjectRef]:
         last_error = ""
         for attempt in range(self.tool_cfg.max_retries + 1):
-            w = await self._acquire()
+            w = await self._acquire(video)
             self.autoscale()
             t0 = time.perf_counter()
             # wall-clock deadline (the worker may be on another node): a retry Ray makes after our timeout is void
@@ -280,6 +310,10 @@ class ToolPool:
                 self.latencies.append(meta["latency_s"])
                 frames = int((meta.get("shape") or (0,))[0])
                 self.frames += frames
+                if meta.get("source"):
+                    self.sources[meta["source"]] += 1
+                    self._served(video, w)  # its reader (and its node's store) now hold this video
+                meta["worker"] = w._actor_id.hex()
                 if self.telemetry is not None:
                     self.telemetry.tool_call(meta["latency_s"], frames, self.queued)
                 meta["attempts"] = attempt + 1
@@ -299,21 +333,24 @@ class ToolPool:
         return {"ok": False, "text": text, "error": last_error, "attempts": self.tool_cfg.max_retries + 1}, None
 
     async def call(self, name: str, arguments: dict, video: str, duration: float):
-        return await self._run("call", name, arguments, video, duration)
+        return await self._run("call", video, name, arguments, video, duration)
 
     async def global_view(self, video: str, duration: float, overrides: dict | None = None):
-        return await self._run("global_view", video, duration, dict(overrides or {}))
+        return await self._run("global_view", video, video, duration, dict(overrides or {}))
 
     def stats(self) -> dict:
         """Since the previous call (one iteration): calls, frames, latency, pool size and queue peaks; the same
         quantities the dashboard gauges show, for metrics.jsonl / wandb."""
         lat, self.latencies = self.latencies, []
         frames, self.frames = self.frames, 0
+        sources, self.sources = self.sources, Counter()
+        affinity, self.affinity_hits = self.affinity_hits, 0
         hist = [h for h in self.history if h[0] >= self._stats_t] or [(0.0, self.size, self.queued)]
         self._stats_t = time.time()
         return {"tool/workers": self.size, "tool/peak_workers": max(h[1] for h in hist),
                 "tool/peak_queue": max(h[2] for h in hist), "tool/calls": len(lat), "tool/frames": frames,
-                "tool/latency_p50_s": float(np.median(lat)) if lat else 0.0}
+                "tool/latency_p50_s": float(np.median(lat)) if lat else 0.0, **source_metrics(sources),
+                "tool/affinity_hits": affinity}
 
     def shutdown(self):
         self._stop.set()

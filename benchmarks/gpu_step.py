@@ -244,7 +244,7 @@ def main(argv=None) -> dict:
     path = model_folder(args.preset, args.workdir, args.device)
     codec = TokenCodec(AutoTokenizer.from_pretrained(path))
     video, duration = make_frame_dir(args.workdir, 10.0)
-    tool_cfg = ToolConfig(backend="frames", max_frames=32, max_pixels=64 * 784, draw_timestamps=True)
+    tool_cfg = ToolConfig(decoder="frames", max_frames=32, max_pixels=64 * 784, draw_timestamps=True)
 
     backend = fsdp.init_distributed(0, 1, "127.0.0.1", fsdp.free_port(), "nccl" if dev.type == "cuda" else "gloo")
     lcfg = LearnerConfig(lr=1e-6, mixed_precision="bf16" if dev.type == "cuda" else "none",
@@ -269,7 +269,7 @@ def main(argv=None) -> dict:
     from vital_ray.config import VideoViewConfig
 
     view = sample_global_view(video, duration, VideoViewConfig(max_frames=args.view_frames, max_pixels=64 * 784),
-                              backend="frames")
+                              decoder="frames")
     pool = ThreadPoolExecutor(16)
     rng = np.random.default_rng(0)
     steps = []

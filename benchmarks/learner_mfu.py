@@ -41,10 +41,10 @@ def synthetic_samples(codec, video: str, duration: float, n: int, gen: int, view
     from vital_ray.tools.video_io import sample_global_view
 
     view = sample_global_view(video, duration, VideoViewConfig(max_frames=view_frames, max_pixels=64 * 784),
-                              backend="frames")
+                              decoder="frames")
     view_ref = VideoRef(view.frames, view.frames.shape, view.fps, 0.0, 0.0)
     prompt = codec.encode(prompts.prompt_string("what happens? " * 10, duration, None), [view_ref])
-    tool_cfg = ToolConfig(backend="frames", max_frames=32, max_pixels=64 * 784, draw_timestamps=True)
+    tool_cfg = ToolConfig(decoder="frames", max_frames=32, max_pixels=64 * 784, draw_timestamps=True)
     vocab = 150000
     out = []
     for _ in range(n):

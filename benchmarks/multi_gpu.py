@@ -140,8 +140,8 @@ def main(argv=None) -> dict:
     ray.init(num_cpus=args.tool_workers + 2 + 2 * n_gpus, num_gpus=n_gpus, include_dashboard=False,
              runtime_env={"env_vars": env}, log_to_driver=True)
     codec = TokenCodec(AutoTokenizer.from_pretrained(path))
-    view = sample_global_view(video, duration, VideoViewConfig(max_frames=16, max_pixels=64 * 784), backend="frames")
-    tool_cfg = ToolConfig(backend="frames", max_frames=32, max_pixels=64 * 784)
+    view = sample_global_view(video, duration, VideoViewConfig(max_frames=16, max_pixels=64 * 784), decoder="frames")
+    tool_cfg = ToolConfig(decoder="frames", max_frames=32, max_pixels=64 * 784)
     tools = ToolPool(tool_cfg, VideoViewConfig(), ToolPoolConfig(min_workers=args.tool_workers, max_workers=args.tool_workers, num_cpus_per_worker=1,
                                                                  max_concurrency=4))
     gpu = 1 if on_gpu or args.cpu_fake_gpus else 0

@@ -50,3 +50,16 @@ def sample_mp4(tmp_path_factory):
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "2", "-c:a", "aac", "-shortest", str(path)],
                    check=True)
     return str(path)
+
+
+@pytest.fixture
+def broken_videos(synthetic, tmp_path):
+    """{kind: path} of unusable videos: missing, empty, text, truncated (first third), random bytes."""
+    data = open(synthetic[0][0].video, "rb").read()
+    files = {"missing": tmp_path / "missing.mp4", "empty": tmp_path / "empty.mp4", "text": tmp_path / "text.mp4",
+             "truncated": tmp_path / "truncated.mp4", "random": tmp_path / "random.mp4"}
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not a video\n" * 100)
+    files["truncated"].write_bytes(data[: len(data) // 3])
+    files["random"].write_bytes(os.urandom(50_000))
+    return {k: str(v) for k, v in files.items()}

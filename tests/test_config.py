@@ -46,3 +46,13 @@ def test_shipped_configs_load():
             load_serve_config(p)
         else:
             load_config(DGRPOJobConfig, p)
+
+
+def test_renamed_tool_backend_fails_naming_tool_decoder(tmp_path):
+    for args in ((None, ["tool.backend=decord"]), (str(tmp_path / "c.yaml"), [])):
+        (tmp_path / "c.yaml").write_text("tool:\n  backend: frames\n")
+        with pytest.raises(ConfigError, match="tool.backend was renamed: use tool.decoder"):
+            load_config(DGRPOJobConfig, *args)
+    assert load_config(DGRPOJobConfig, None, ["tool.decoder=pyav"]).tool.decoder == "pyav"
+    with pytest.raises(ConfigError, match="tool.decoder"):
+        load_config(DGRPOJobConfig, None, ["tool.decoder=ffmpeg"])

@@ -159,3 +159,43 @@ def test_shrinking_never_drops_in_flight_calls(ray_two_cpus, synthetic):
         assert all(m["ok"] and m["attempts"] == 1 for m in metas)
     finally:
         pool.shutdown()
+
+
+def test_calls_on_a_video_go_to_its_warm_worker_until_it_is_busy(ray_two_cpus, synthetic):
+    videos = sorted({r.video for r in synthetic[0]})[:2]
+    cfg = ToolPoolConfig(min_workers=2, max_workers=2, num_cpus_per_worker=0.5, max_concurrency=2,
+                         affinity_slack=0, request_resources=False)
+    pool = ToolPool(TOOL, VIEW, cfg)
+    try:
+        one_by_one = {v: [] for v in videos}
+        for i in range(4):
+            for v in videos:
+                one_by_one[v] += burst(pool, v, 1)
+        for v, metas in one_by_one.items():
+            assert all(m["ok"] for m in metas) and len({m["worker"] for m in metas}) == 1, (v, metas)
+        st = pool.stats()
+        assert st["tool/affinity_hits"] == 6  # every call after each video's first
+        assert st["tool/source/decode"] == 8 and st["tool/store_hit_rate"] == 0.0
+        assert sum(v for k, v in st.items() if k.startswith("tool/decoder/")) == 8
+        warm = one_by_one[videos[0]][0]["worker"]
+        together = burst(pool, videos[0], 4)  # the warm worker is busy after the first: the rest spill over
+        assert {m["worker"] for m in together} == {w._actor_id.hex() for w in pool.workers}
+        assert warm in {m["worker"] for m in together}
+    finally:
+        pool.shutdown()
+
+
+def test_tool_workers_fill_and_read_the_frame_store(ray_two_cpus, synthetic, tmp_path):
+    video = synthetic[0][0].video
+    tool = ToolConfig(max_frames=4, max_pixels=3136, store_dir=str(tmp_path / "store"))
+    pool = ToolPool(tool, VIEW, ToolPoolConfig(min_workers=1, max_workers=1, request_resources=False))
+    try:
+        first = burst(pool, video, 1)[0]
+        assert first["ok"] and first["source"] != "store"  # a miss: decoded, and the store fills behind it
+        assert wait_until(lambda: burst(pool, video, 1)[0]["source"] == "store", 60)
+        view, _ = asyncio.run(pool.global_view(video, 60.0))
+        assert view["ok"] and view["source"] == "store"
+        st = pool.stats()
+        assert st["tool/source/store"] >= 2 and 0 < st["tool/store_hit_rate"] < 1
+    finally:
+        pool.shutdown()

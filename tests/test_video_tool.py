@@ -85,7 +85,7 @@ def test_frame_dir_backend_matches_decord(synthetic, tmp_path):
     for k in range(int(src.duration * 2)):  # VITAL's layout: <stem>/<stem>_<n>.jpg at 2 fps
         Image.fromarray(src.get_frames([k / 2])[0]).save(frame_dir / f"clip_{k + 1:06d}.jpg", quality=95)
     a = get_video_clip_frame(rec.video, 20.0, 24.0, rec.duration, CFG)
-    b = get_video_clip_frame(str(video), 20.0, 24.0, rec.duration, ToolConfig(**{**CFG.__dict__, "backend": "frames"}))
+    b = get_video_clip_frame(str(video), 20.0, 24.0, rec.duration, ToolConfig(**{**CFG.__dict__, "decoder": "frames"}))
     assert a.ok and b.ok and a.clip.frames.shape == b.clip.frames.shape
     assert np.abs(a.clip.frames.astype(int) - b.clip.frames.astype(int)).mean() < 6  # JPEG noise only
 
@@ -100,20 +100,8 @@ def test_real_third_party_mp4(sample_mp4):
     assert len(view.frames) == 4 and view.fps == pytest.approx(4 / src.duration)
 
 
-def _broken_videos(synthetic, d):
-    good = synthetic[0][0].video
-    data = open(good, "rb").read()
-    files = {"missing": str(d / "missing.mp4"), "empty": d / "empty.mp4", "text": d / "text.mp4",
-             "truncated": d / "truncated.mp4", "random": d / "random.mp4"}
-    files["empty"].write_bytes(b"")
-    files["text"].write_text("this is not a video\n" * 100)
-    files["truncated"].write_bytes(data[: len(data) // 3])
-    files["random"].write_bytes(os.urandom(50_000))
-    return {k: str(v) for k, v in files.items()}
-
-
-def test_broken_videos_give_clean_errors(synthetic, tmp_path):
-    for kind, path in _broken_videos(synthetic, tmp_path).items():
+def test_broken_videos_give_clean_errors(broken_videos):
+    for kind, path in broken_videos.items():
         res = get_video_clip_frame(path, 1.0, 5.0, 60.0, CFG)
         assert not res.ok, kind
         assert path in res.error or "cannot read" in res.error, (kind, res.error)
@@ -129,22 +117,3 @@ def test_corrupted_middle_does_not_crash(synthetic, tmp_path):
     bad.write_bytes(bytes(data))
     res = get_video_clip_frame(str(bad), 25.0, 35.0, 60.0, CFG)
     assert res.ok or "cannot read" in res.error  # decoded with artefacts, or a clean error: never a crash
-
-
-def test_pyav_backend_matches_decord(synthetic, sample_mp4):
-    rec = synthetic[0][0]
-    pyav = ToolConfig(**{**CFG.__dict__, "backend": "pyav"})
-    for video, s, e, dur in ((rec.video, 20.0, 24.0, rec.duration), (rec.video, 2.0, 50.0, rec.duration),
-                             (sample_mp4, 2.0, 6.0, 10.0)):
-        a, b = get_video_clip_frame(video, s, e, dur, CFG), get_video_clip_frame(video, s, e, dur, pyav)
-        assert a.ok and b.ok, (a.error, b.error)
-        assert a.clip.frames.shape == b.clip.frames.shape and a.clip.timestamps == b.clip.timestamps
-        assert np.abs(a.clip.frames.astype(int) - b.clip.frames.astype(int)).mean() < 6  # same frames
-    assert open_video(sample_mp4, "pyav").num_frames == 250
-
-
-def test_pyav_broken_videos_give_clean_errors(synthetic, tmp_path):
-    pyav = ToolConfig(**{**CFG.__dict__, "backend": "pyav"})
-    for kind, path in _broken_videos(synthetic, tmp_path).items():
-        res = get_video_clip_frame(path, 1.0, 5.0, 60.0, pyav)
-        assert not res.ok and "cannot read video" in res.error, (kind, res.error)

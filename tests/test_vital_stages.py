@@ -57,7 +57,7 @@ TINY = ["model.path=''", "model.dtype=float32", "learner.num_workers=1", "learne
         "rollout.num_workers=1", "rollout.num_gpus_per_worker=0", "rollout.num_cpus_per_worker=1",
         "rollout.group_size=2", "rollout.max_tokens_per_turn=16", "rollout.max_total_tokens=96",
         "rollout.batch_size=4", "view.max_frames=4", "view.max_pixels=3136", "tool.max_frames=4",
-        "tool.max_pixels=3136", "tool.backend=decord", "tool_pool.min_workers=1", "tool_pool.max_workers=1",
+        "tool.max_pixels=3136", "tool.decoder=decord", "tool_pool.min_workers=1", "tool_pool.max_workers=1",
         "tool_pool.request_resources=false", "sft.steps=2", "sft.batch_size=2", "sft.checkpoint_every=0",
         "trainer.iterations=1", "trainer.prompts_per_iter=2", "trainer.checkpoint_every=1",
         "trainer.wandb_project=''", "trainer.progress=false", "ray.address=''", f"data.root={MTVR}"]

@@ -5,6 +5,7 @@
     vital-ray sft --config configs/demo.yaml sft.steps=100 [--resume]
     vital-ray eval --benchmark charades --data-root /data/charades --model /models/ckpt [--no-tools] [--resume]
     vital-ray serve --model outputs/demo/final serve.allowed_roots=[/data/videos]   # OpenAI-compatible HTTP
+    vital-ray prepare-frames --config configs/demo.yaml tool.store_dir=/fast/frames   # fill the frame store
     vital-ray submit --address http://127.0.0.1:8265 --follow -- dgrpo --config configs/demo.yaml   # a Ray job
 """
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {"dgrpo": "pipelines.dgrpo", "sft": "pipelines.sft", "recipe": "pipelines.recipe",
-            "eval": "pipelines.eval", "serve": "pipelines.serve", "submit": "cluster.submit"}
+            "eval": "pipelines.eval", "serve": "pipelines.serve", "submit": "cluster.submit",
+            "prepare-frames": "pipelines.prepare_frames"}
 
 
 def main(argv=None) -> int:

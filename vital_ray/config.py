@@ -47,8 +47,9 @@ class VideoViewConfig:
 class ToolConfig:
     """`get_video_clip_frame` (VITAL semantics: docs/method.md §1.2)."""
 
-    # decord (PyAV where decord is not importable) | pyav: straight from the video; frames: 2 fps JPEG directories
-    backend: str = "decord"
+    # auto (the fastest decoder that runs here: torchcodec, decord, pyav) | torchcodec | decord | pyav: straight
+    # from the video; frames: VITAL's 2 fps JPEG directories (vital_ray.tools.decoders)
+    decoder: str = "auto"
     source_fps: float = 2.0  # clip frames are sampled on this grid, as VITAL's 2 fps JPEG contract
     max_frames: int = 64
     min_pixels: int = 4 * PATCH_AREA
@@ -58,6 +59,11 @@ class ToolConfig:
     timeout_s: float = 60.0
     max_retries: int = 2
     max_source_pixels: int = 1920 * 1088  # larger videos are scaled down while decoding (memory bound)
+    # frame store (docs/frame-store.md): each video's source_fps grid at max_pixels, uint8, shared by the node's
+    # tool workers; "" = off. Filled in the background on a miss, or ahead of time: vital-ray prepare-frames
+    store_dir: str = ""
+    store_max_gb: float = 50.0  # least recently used entries are evicted beyond this
+    store_fill_on_miss: bool = True
 
 
 @dataclass
@@ -151,6 +157,10 @@ class ToolPoolConfig:
     tool_node_label: str = "tool"  # prefer nodes labelled vital-ray/node-kind=<this> (see cluster/); "" = anywhere
     request_resources: bool = True  # ask the autoscaler for one CPU bundle per wanted worker
     autoscale_interval_s: float = 1.0  # how often an idle pool checks whether to shrink
+    # video affinity: a call goes to the worker that served its video last (warm reader, its node's frame store)
+    # unless that worker has more than `affinity_slack` calls in flight beyond the least-loaded one
+    affinity: bool = True
+    affinity_slack: int = 1
 
 
 @dataclass
@@ -353,7 +363,7 @@ class DGRPOJobConfig:
 T = TypeVar("T")
 
 _CHOICES = {
-    "tool.backend": ("decord", "pyav", "frames"),
+    "tool.decoder": ("auto", "torchcodec", "decord", "pyav", "frames"),  # vital_ray.tools.decoders.CHOICES
     "rollout.backend": ("hf", "vllm"),
     "algo.estimator": ("dgrpo", "grpo"),
     "learner.backend": ("auto", "gloo", "nccl"),
@@ -426,15 +436,17 @@ def _validate(cfg: Any) -> None:
     pool = getattr(cfg, "tool_pool", None)
     if pool is not None and not (1 <= pool.min_workers <= pool.max_workers and pool.scale_up_queue >= 1
                                  and pool.max_concurrency >= 1 and pool.autoscale_interval_s > 0
-                                 and pool.idle_s_before_shrink >= 0 and pool.num_cpus_per_worker >= 0):
+                                 and pool.idle_s_before_shrink >= 0 and pool.num_cpus_per_worker >= 0
+                                 and pool.affinity_slack >= 0):
         raise ConfigError(f"tool_pool: need 1 <= min_workers ({pool.min_workers}) <= max_workers "
                           f"({pool.max_workers}), scale_up_queue >= 1, max_concurrency >= 1, autoscale_interval_s > 0, "
-                          "idle_s_before_shrink >= 0, num_cpus_per_worker >= 0")
+                          "idle_s_before_shrink >= 0, num_cpus_per_worker >= 0, affinity_slack >= 0")
     if rollout is not None and not 0.0 < rollout.gpu_memory_utilization <= 1.0:
         raise ConfigError(f"rollout.gpu_memory_utilization must be in (0, 1], got {rollout.gpu_memory_utilization}")
     tool = getattr(cfg, "tool", None)
-    if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels):
-        raise ConfigError("tool: need max_frames >= 1 and min_pixels <= max_pixels")
+    if tool is not None and not (1 <= tool.max_frames and tool.min_pixels <= tool.max_pixels
+                                 and tool.store_max_gb > 0):
+        raise ConfigError("tool: need max_frames >= 1, min_pixels <= max_pixels and store_max_gb > 0")
     if tool is not None and rollout is not None and tool.max_frames * tool.max_pixels > rollout.max_batch_pixels:
         raise ConfigError(f"one clip (tool.max_frames x tool.max_pixels = {tool.max_frames * tool.max_pixels}) "
                           f"exceeds rollout.max_batch_pixels={rollout.max_batch_pixels}")
@@ -457,6 +469,17 @@ def _validate_files(data: DataConfig, reward: RewardConfig) -> None:
             raise ConfigError(f"data.files[{i}] ({f.path}): data_source {source!r} is not in reward.tasks")
 
 
+_RENAMED = {"tool.backend": "tool.decoder (auto|torchcodec|decord|pyav|frames)"}
+
+
+def _refuse_renamed(layers) -> None:
+    """A key that was renamed fails with its new name, not omegaconf's generic 'not in ToolConfig'."""
+    for layer in layers:
+        for old, new in _RENAMED.items():
+            if OmegaConf.select(layer, old, default=None) is not None:
+                raise ConfigError(f"{old} was renamed: use {new}")
+
+
 def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, overrides: Sequence[str] = (),
                 data: dict | None = None) -> T:
     """Build `schema` from defaults, then a YAML file, then a dict (`data`, e.g. a Serve app's `args`), then
@@ -474,6 +497,7 @@ def load_config(schema: type[T], yaml_path: str | os.PathLike | None = None, ove
         if bad:
             raise ConfigError(f"overrides must look like key.sub=value, got {bad}")
         layers.append(OmegaConf.from_dotlist(list(overrides)))
+        _refuse_renamed(layers[1:])
         merged = OmegaConf.merge(*layers)
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:  # names the key (full_key) and the problem

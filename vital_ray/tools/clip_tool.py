@@ -1,4 +1,5 @@
-"""`get_video_clip_frame(start_time, end_time)`: VITAL's clip tool (docs/method.md §1.2), decoding straight from the video.
+"""`get_video_clip_frame(start_time, end_time)`: VITAL's clip tool (docs/method.md §1.2), from the frame store or a
+decoder.
 
 Frames are taken on the `source_fps` (2 fps) grid of the segment, subsampled uniformly to `max_frames`, resized
 within the pixel budget, stamped with `start + i/fps_eff`, padded to an even count. Bad arguments and unreadable
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vital_ray.config import ToolConfig
-from vital_ray.tools.video_io import VideoClip, VideoError, open_video, read_frames
+from vital_ray.tools.sources import open_source
+from vital_ray.tools.video_io import VideoClip, VideoError, read_frames
 
 TOOL_NAME = "get_video_clip_frame"
 TOOL_SCHEMA = {
@@ -77,7 +79,7 @@ def get_video_clip_frame(video_path: str, start_time, end_time, duration: float,
     except ValueError as e:
         return _fail(str(e))
     try:
-        src = open_video(video_path, cfg.backend, cfg.source_fps, cfg.max_source_pixels)
+        src = open_source(video_path, cfg, (cfg.min_pixels, cfg.max_pixels))
         fps = cfg.source_fps
         n_grid = max(1, int(math.floor(src.duration * fps)))
         lo, hi = math.ceil(start * fps), min(math.floor(end * fps), n_grid - 1)
@@ -95,7 +97,7 @@ def get_video_clip_frame(video_path: str, start_time, end_time, duration: float,
         return _fail(str(e))
     except ValueError as e:  # e.g. absurd aspect ratio
         return _fail(f"{video_path}: {e}")
-    clip = VideoClip(frames, fps_eff, start, end, stamps)
+    clip = VideoClip(frames, fps_eff, start, end, stamps, src.name)
     return ToolResult(True, clip, None, f"Video clip from {start:.2f} to {end:.2f} seconds.")
 
 
