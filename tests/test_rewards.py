@@ -3,7 +3,6 @@
 import math
 import random
 import re
-import time
 
 import pytest
 
@@ -66,11 +65,10 @@ def test_tag_blocks_match_vitals_regex():
     assert compared > 2500
 
 
-def test_format_reward_is_fast_on_angle_bracket_soup():
-    t0 = time.perf_counter()
-    for text in ("<a>" * 5000, "<" * 4000 + ">" * 4000, "<think>" + "x<y>z " * 3000 + "</think><answer>1</answer>"):
-        format_reward(text)
-    assert time.perf_counter() - t0 < 2.0  # the regex needs minutes here
+@pytest.mark.timeout(30)  # a hang guard, not a speed target: VITAL's backtracking regex needs minutes here
+def test_format_reward_finishes_on_angle_bracket_soup():
+    texts = ("<a>" * 5000, "<" * 4000 + ">" * 4000, "<think>" + "x<y>z " * 3000 + "</think><answer>1</answer>")
+    assert [format_reward(t) for t in texts] == [0.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize("n, want", [(0, 0.0), (1, 0.5), (2, 1.0), (5, 1.0), (-1, 0.0), (None, 0.0)])
