@@ -54,13 +54,21 @@ test-latest:
 	$(LATEST)/bin/python -m pytest -q $(ARGS)
 
 # Regenerate both locks from pyproject.toml (newest releases within its ranges). The CPU lock leaves torch out
-# (requirements/torch.sh installs the CPU build) but resolves against that build's dependencies.
-lock: $(STAMP)
-	echo "torch==$(TORCH_VERSION)+cpu" > $(VENV)/torch-cpu.txt
-	$(BIN)/uv pip compile pyproject.toml requirements/cpu.in --extra dev --generate-hashes --python-version 3.11 \
-	  --python-platform x86_64-manylinux_2_28 $(LOCK_TORCH_SOURCE) -c $(VENV)/torch-cpu.txt \
+# (requirements/torch.sh installs the CPU build) but resolves against that build's dependencies. uv runs from its
+# own small venv (the version the lock pins), so a pyproject edit that the current lock cannot install yet can
+# still be locked.
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+$(UV):
+	$(PY) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install -q "$$(grep -oE '^uv==[^ ]+' $(LOCK))"
+
+lock: $(UV)
+	echo "torch==$(TORCH_VERSION)+cpu" > $(UV_VENV)/torch-cpu.txt
+	$(UV) pip compile pyproject.toml requirements/cpu.in --extra dev --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 $(LOCK_TORCH_SOURCE) -c $(UV_VENV)/torch-cpu.txt \
 	  --no-emit-package torch --custom-compile-command "make lock" -o $(LOCK)
-	$(BIN)/uv pip compile pyproject.toml requirements/gpu.in --extra gpu --extra plots --generate-hashes --python-version 3.12 \
+	$(UV) pip compile pyproject.toml requirements/gpu.in --extra gpu --extra plots --generate-hashes --python-version 3.12 \
 	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o requirements/gpu.lock
 
 # A CUDA machine (Python 3.12): the GPU lock, vLLM with the CUDA torch it pins, then vital_ray itself.
