@@ -256,11 +256,21 @@ def test_openai_client(server):
 def test_tool_deployment_has_autoscaling_and_replicas_survive_bad_input(server):
     from ray import serve
 
+    from ray.serve.context import _get_global_client
+
     app = serve.status().applications["vital_test"]
     assert app.status == "RUNNING"
     deps = app.deployments
     assert set(deps) >= {"Ingress", "ModelServer", "ToolServer"}
-    assert all(d.status == "HEALTHY" for d in deps.values())
+    # what the controller runs, not what we passed: the tool deployment autoscales within the configured bounds,
+    # the model deployment has a fixed replica count
+    details = _get_global_client().get_serve_details()["applications"]["vital_test"]["deployments"]
+    auto = details["ToolServer"]["deployment_config"]["autoscaling_config"]
+    assert (auto["min_replicas"], auto["max_replicas"], auto["target_ongoing_requests"]) == (1, 2, 2.0)
+    assert details["ModelServer"]["deployment_config"].get("autoscaling_config") is None
+    for video in ("/etc/passwd", os.path.join(server["root"], "corrupt.mp4")):  # bad input: 4xx or an error turn
+        assert chat(server, video, max_tokens=50).status_code < 500
+    assert all(d.status == "HEALTHY" for d in serve.status().applications["vital_test"].deployments.values())
     assert requests.get(f"{server['url']}/healthz", timeout=30).status_code == 200
 
 
