@@ -219,3 +219,48 @@ def test_served_loop_with_prefilled_tool_call(tiny_model_path, synthetic):
     bad = ChatRequest("m", "When?", rec.video, prefill="x " * 1000)
     assert err(asyncio.run, run_request(codec, bad, rec.video, cfg, generate, tool, view)).code == \
         "prefill_too_long"
+
+
+def _ingress(cfg, tiny_model_path, model_handle, tool_handle):
+    """The ingress class itself (under Serve's ASGI wrapper), built without a Serve cluster."""
+    from actors.serve import Ingress
+
+    return Ingress.func_or_class.__mro__[1](cfg, tiny_model_path, model_handle, tool_handle)
+
+
+class _Remote:
+    """`handle.method.remote(...)` over a local coroutine: the shape of a Serve DeploymentHandle."""
+
+    def __init__(self, **methods):
+        for name, fn in methods.items():
+            setattr(self, name, type("M", (), {"remote": staticmethod(fn)})())
+
+
+def test_a_request_past_its_deadline_is_504_with_a_stalled_model_standin(tiny_model_path, synthetic):
+    from actors.tools import run_global_view
+
+    rec = synthetic[0][0]
+    cfg = load_config(ServeJobConfig, data={"model": {"path": tiny_model_path},
+                                            "serve": {"request_timeout_s": 0.5, "model_name": "m",
+                                                      "allowed_roots": [os.path.dirname(rec.video)]},
+                                            "view": {"max_frames": 4, "max_pixels": 12544}})
+
+    async def stalled_generate(requests, sampling):  # stands in for a model replica that never answers
+        await asyncio.Event().wait()
+
+    async def view(video, duration):  # the real global view, as the tool deployment runs it
+        return await asyncio.to_thread(run_global_view, video, duration, cfg.view, cfg.tool)
+
+    ing = _ingress(cfg, tiny_model_path, _Remote(generate=stalled_generate), _Remote(global_view=view))
+    req = parse_chat_request({"model": "m", "messages": [user({"type": "video", "video": rec.video}, TEXT)]}, "m")
+    e = err(asyncio.run, ing._run(req, rec.video))
+    assert (e.status, e.code) == (504, "timeout") and "request took longer than" in e.message
+
+
+def test_an_unexpected_error_is_a_500_in_the_openai_error_shape():
+    from actors.serve import _internal_error
+
+    resp = asyncio.run(_internal_error(None, KeyError("boom")))
+    body = json.loads(resp.body)
+    assert resp.status_code == 500 and body["error"]["type"] == "server_error"
+    assert body["error"]["code"] == "internal_error" and "KeyError" in body["error"]["message"]
