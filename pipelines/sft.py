@@ -80,7 +80,7 @@ def train_loop(config: dict) -> None:
         if rank == 0 else None
     steps = config["steps"]
     bar = None
-    if logger and cfg.trainer.progress:  # tqdm_ray: a worker's bar is drawn by the driver, not interleaved logs
+    if logger and config["bar"]:  # tqdm_ray: a worker's bar is drawn by the driver, not interleaved logs
         from ray.experimental import tqdm_ray
 
         bar = tqdm_ray.tqdm(total=steps - state["step"], desc="SFT")
@@ -93,7 +93,7 @@ def train_loop(config: dict) -> None:
         if logger:
             logger.log(step, m | {"epoch": epoch})
             logger.row("data_order.jsonl", step, {"epoch": epoch, "indices": idx})
-            if step % 10 == 0 or step == steps:
+            if step % 10 == 0 or step == steps or bar is None and step == state["step"] + 1:
                 print(f"[sft] step {step}/{steps} loss {m['sft_loss']:.4f} tokens {m['tokens']:.0f}", flush=True)
         if step == steps or (cfg.sft.checkpoint_every and step % cfg.sft.checkpoint_every == 0):
             path = checkpoint.save(learner, checkpoint.checkpoint_dir(out_dir, step),
@@ -133,7 +133,10 @@ def train(cfg: DGRPOJobConfig, init_model: str | None = None) -> str:
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"cfg": cfg, "samples": ray.put(samples), "out_dir": out_dir, "init_model": init_model,
-                           "steps": steps, "resume": cfg.trainer.resume},
+                           "steps": steps, "resume": cfg.trainer.resume,
+                           # the bar only where someone watches: in a log file (CI, a submitted job) tqdm_ray redraws
+                           # every bar around each forwarded log line, so each step appeared twice
+                           "bar": cfg.trainer.progress and sys.stdout.isatty()},
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.learner.num_workers, use_gpu=gpu,
                                      resources_per_worker={"CPU": cfg.learner.num_cpus_per_worker}),
