@@ -166,17 +166,19 @@ def summarize(burst: Burst, timeline: list, kind: dict, killed: dict, t0: float,
     indices = [i for i, _, _ in results]
     on_tool = [(i, m, t) for i, m, t in results if kind.get(m.get("node_id")) == "tool"]
     t_first = on_tool[0][2] if on_tool else None
+    # rates between results, so the first workers' cold start (in first_call_s) does not count as head throughput
     before = [r for r in results if t_first is None or r[2] < t_first]
     after = [r for r in results if t_first is not None and r[2] >= t_first]
-    rate = lambda rows, a, b: round(len(rows) / (b - a), 2) if rows and b > a else None  # noqa: E731
+    rate = lambda rows, a, b: round((len(rows) - 1) / (b - a), 2) if len(rows) > 1 and b > a else None  # noqa: E731
     return {
         "calls": burst.issued, "results": len(results), "ok": sum(matches(i, m) for i, m, _ in results),
         "exactly_once": sorted(indices) == list(range(burst.issued)),
         "retried": sum(m.get("attempts", 1) > 1 for _, m, _ in results),
         "served_on_tool_nodes": len(on_tool), "tool_nodes_used": sorted({m["node_id"] for _, m, _ in on_tool}),
+        "first_call_s": round(results[0][2] - t0, 2) if results else None,
         "first_tool_call_s": round(t_first - t0, 2) if t_first else None,
-        "calls_per_s_head_only": rate(before, t0, t_first or t_end),
-        "calls_per_s_with_tool_nodes": rate(after, t_first or t_end, t_end),
+        "calls_per_s_head_only": rate(before, before[0][2], before[-1][2]) if before else None,
+        "calls_per_s_with_tool_nodes": rate(after, t_first, after[-1][2]) if after else None,
         "burst_s": round(t_end - t0, 2), "scale_to_zero_s": round(t_zero - t_end, 2) if t_zero else None,
         "peak_tool_nodes": max((r[1] for r in timeline), default=0),
         "peak_workers": max((r[2] for r in timeline), default=0),

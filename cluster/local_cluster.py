@@ -50,7 +50,7 @@ def node_types_of_kind(kind: str, launcher: str = LAUNCHER) -> dict[str, dict]:
             if (t.get("labels") or {}).get(NODE_KIND_LABEL) == kind}
 
 
-def fake_autoscaling_config(gcs_address: str, head_cpus: float, max_tool_nodes: int, tool_node_cpus: float,
+def fake_autoscaling_config(gcs_address: str, head_cpus: int, max_tool_nodes: int, tool_node_cpus: int,
                             idle_timeout_s: float, launcher: str = LAUNCHER) -> dict:
     """The autoscaling config for the fake provider: a head plus the launcher's tool node types (labels, marker
     resources, min/max: the launcher's; max capped at `max_tool_nodes`; `tool_node_cpus` CPUs each)."""
@@ -87,7 +87,7 @@ class LocalCluster:
     `max_tool_nodes > 0`, the autoscaler (v2) launches the launcher's tool nodes on demand and terminates them after
     `idle_timeout_s` idle."""
 
-    def __init__(self, *, head_cpus: float = 2, max_tool_nodes: int = 2, tool_node_cpus: float = 1,
+    def __init__(self, *, head_cpus: int = 2, max_tool_nodes: int = 2, tool_node_cpus: int = 1,
                  idle_timeout_s: float = 3.0, head_labels: dict | None = None, env: dict | None = None,
                  launcher: str = LAUNCHER):
         self.head_cpus, self.max_tool_nodes, self.tool_node_cpus = head_cpus, max_tool_nodes, tool_node_cpus
@@ -202,6 +202,31 @@ class LocalCluster:
             inst["cloud_id"] = inst["cloud_id"] or e["cloud_id"]
             inst["statuses"].append((e["t"], e["to"]))
         return out
+
+    def actor_nodes(self, class_name: str) -> dict[str, str]:
+        """{actor id: node id} of this cluster's alive actors of `class_name` (the dashboard's state API)."""
+        import urllib.parse
+        import urllib.request
+
+        from cluster.submit import auth_headers
+
+        query = urllib.parse.urlencode({"limit": 10000, "filter_keys": ["class_name", "state"], "filter_predicates":
+                                        ["=", "="], "filter_values": [class_name, "ALIVE"]}, doseq=True)
+        req = urllib.request.Request(f"{self.dashboard_url}/api/v0/actors?{query}", headers=auth_headers())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            rows = json.load(r)["data"]["result"]["result"]
+        return {a["actor_id"]: a["node_id"] for a in rows}
+
+    def tool_instances_terminated(self, timeout_s: float = 60.0) -> dict[str, dict]:
+        """The tool-node instances (`instances()`), once every one is TERMINATED: the autoscaler's log trails the
+        GCS view by a reconcile round or two. `timeout_s` is a safety net; the caller checks the states."""
+        tool_types = set(node_types_of_kind("tool", self.launcher))
+        deadline = time.time() + timeout_s
+        while True:
+            insts = {i: v for i, v in self.instances().items() if v["type"] in tool_types}
+            if all(v["statuses"][-1][1] == "TERMINATED" for v in insts.values()) or time.time() > deadline:
+                return insts
+            time.sleep(0.5)
 
     def stop(self) -> None:
         """Kill exactly this cluster's processes and remove its temp dir; raises if any survived."""

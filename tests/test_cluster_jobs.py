@@ -33,6 +33,15 @@ def head():
         cluster.stop()  # raises if any of its processes survived
 
 
+def tiny_dgrpo_overrides(tmp_path, out_dir, iterations: int = 1) -> list[str]:
+    """A DGRPO job small enough for a test cluster: 1 prompt x 2 rollouts per iteration, 0.5 CPU per pool."""
+    return [f"trainer.iterations={iterations}", "trainer.prompts_per_iter=1", "rollout.group_size=2",
+            "rollout.max_tokens_per_turn=12", "rollout.max_total_tokens=200", "rollout.num_cpus_per_worker=0.5",
+            "learner.num_cpus_per_worker=0.5", "view.max_frames=4", "tool.max_frames=4", "tool.max_pixels=3136",
+            "data.num_videos=1", "data.video_duration_s=30", f"data.synthetic_dir={tmp_path / 'synth'}",
+            f"trainer.output_dir={out_dir}", "trainer.progress=false"]
+
+
 def test_runtime_env_and_entrypoint(tmp_path):
     env = load_runtime_env(working_dir=ROOT)
     assert env["working_dir"] == ROOT and ".git" in env["excludes"] and ".venv" in env["excludes"]
@@ -94,12 +103,8 @@ def test_submitted_dgrpo_runs_to_the_end(head, tmp_path, capsys):
     """The real driver: one tiny DGRPO iteration as a job, checkpoint written, logs retrievable."""
     url, _, _ = head
     out_dir = tmp_path / "dgrpo"
-    overrides = ["trainer.iterations=1", "trainer.prompts_per_iter=1", "rollout.group_size=2",
-                 "rollout.max_tokens_per_turn=12", "rollout.max_total_tokens=200", "rollout.num_cpus_per_worker=0.5",
-                 "learner.num_cpus_per_worker=0.5", "view.max_frames=4", "tool.max_frames=4",
-                 "tool.max_pixels=3136", "data.num_videos=1", "data.video_duration_s=30",
-                 f"data.synthetic_dir={tmp_path / 'synth'}", f"trainer.output_dir={out_dir}", "trainer.progress=false"]
-    rc = submit_main(["--address", url, "--working-dir", ROOT, "--follow", "--", "dgrpo", *overrides])
+    rc = submit_main(["--address", url, "--working-dir", ROOT, "--follow", "--", "dgrpo",
+                      *tiny_dgrpo_overrides(tmp_path, out_dir)])
     out = capsys.readouterr().out
     assert rc == 0, out[-3000:]
     assert "iter   1 |" in out and list(out_dir.glob("checkpoints/step_*"))
