@@ -25,9 +25,9 @@ from cluster.autoscale_probe import run_on  # noqa: E402
 from cluster.local_cluster import LocalCluster  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-KEYS = ("calls", "ok", "exactly_once", "retried", "served_on_tool_nodes", "tool_nodes_used", "first_call_s", "first_tool_call_s",
-        "calls_per_s_head_only", "calls_per_s_with_tool_nodes", "burst_s", "scale_to_zero_s", "peak_tool_nodes",
-        "peak_workers", "killed", "calls_after_kill", "served_on_other_tool_nodes_after_kill")
+KEYS = ("calls", "ok", "exactly_once", "retried", "served_on_tool_nodes", "tool_nodes_used", "first_call_s",
+        "first_tool_call_s", "calls_per_s_head_only", "calls_per_s_with_tool_nodes", "burst_s", "scale_to_zero_s",
+        "peak_tool_nodes", "peak_workers", "killed", "calls_after_kill", "served_on_other_tool_nodes_after_kill")
 
 
 def running_at(instances: dict, t: float) -> int:

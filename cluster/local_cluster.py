@@ -91,7 +91,8 @@ class LocalCluster:
                  idle_timeout_s: float = 3.0, head_labels: dict | None = None, env: dict | None = None,
                  launcher: str = LAUNCHER):
         self.head_cpus, self.max_tool_nodes, self.tool_node_cpus = head_cpus, max_tool_nodes, tool_node_cpus
-        self.idle_timeout_s, self.head_labels, self.extra_env, self.launcher = idle_timeout_s, head_labels, env, launcher
+        self.idle_timeout_s, self.head_labels, self.extra_env = idle_timeout_s, head_labels, env
+        self.launcher = launcher
         self.proc: subprocess.Popen | None = None
         self.temp_dir = ""
         (self.gcs_port, self.dashboard_port, self.client_port, self.metrics_port, agent_http, agent_grpc, env_agent,

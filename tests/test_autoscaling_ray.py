@@ -119,6 +119,8 @@ def test_submitted_dgrpo_job_gets_its_tool_node_from_the_autoscaler(tmp_path, ca
 
 
 @pytest.mark.slow
+# "ToolWorker" works the same way, but on this one-machine cluster its job fails before the fault (a worker's
+# runtime-env working dir vanishes; docs/reliability.md): run it by adding it here
 @pytest.mark.parametrize("victim", ["RolloutWorker"])
 def test_dgrpo_job_survives_losing_a_node(victim, tmp_path, capsys):
     """SIGKILL the raylet of the tool node running `victim` while iteration 2 of 3 runs. The 1-CPU head has no room
