@@ -110,8 +110,13 @@ def matches(i: int, meta: dict) -> bool:
 def run(args) -> dict:
     from vital_ray.data.synthetic import generate_dataset
 
-    records, _ = generate_dataset(tempfile.mkdtemp(prefix="vital_ray_probe_"), num_videos=1, duration_s=VIDEO_S,
-                                  tasks=("tg",), records_per_video=1, seed=7)
+    with tempfile.TemporaryDirectory(prefix="vital_ray_probe_") as tmp:
+        records, _ = generate_dataset(tmp, num_videos=1, duration_s=VIDEO_S, tasks=("tg",), records_per_video=1,
+                                      seed=7)
+        return probe(args, records[0].video)
+
+
+def probe(args, video: str) -> dict:
     session_dir = ray._private.worker.global_worker.node.get_session_dir_path()
     pool_cfg = ToolPoolConfig(min_workers=0, max_workers=args.max_workers, num_cpus_per_worker=args.cpus_per_worker,
                               max_concurrency=1, scale_up_queue=2, idle_s_before_shrink=args.idle_s,
@@ -119,7 +124,7 @@ def run(args) -> dict:
     # a generous timeout: a call on a killed node waits for its worker's restart, which is not a hang
     pool = ToolPool(ToolConfig(max_frames=4, max_pixels=3136, timeout_s=120.0),
                     VideoViewConfig(max_frames=4, max_pixels=3136), pool_cfg)
-    kind: dict[str, str] = {}  # node id -> "tool" | "head"
+    kind: dict[str, str] = {}  # node id -> "tool" | "other" (head)
     served_tool = {"n": 0, "since_kill": 0}
     killed: dict = {}
     per_node: dict[str, int] = {}
@@ -144,7 +149,7 @@ def run(args) -> dict:
     def done() -> bool:
         return (served_tool["since_kill"] if args.kill_after else served_tool["n"]) >= args.tool_calls
 
-    burst = Burst(pool, records[0].video, args.concurrency, args.max_calls)
+    burst = Burst(pool, video, args.concurrency, args.max_calls)
     burst.on_result = on_result
     t0 = time.time()
     with Timeline(pool, t0) as timeline:
