@@ -119,16 +119,17 @@ def test_submitted_dgrpo_job_gets_its_tool_node_from_the_autoscaler(tmp_path, ca
 
 
 @pytest.mark.slow
-# "ToolWorker" works the same way, but on this one-machine cluster its job fails before the fault (a worker's
-# runtime-env working dir vanishes; docs/reliability.md): run it by adding it here
-@pytest.mark.parametrize("victim", ["RolloutWorker"])
+@pytest.mark.parametrize("victim", ["ToolWorker", "RolloutWorker"])
 def test_dgrpo_job_survives_losing_a_node(victim, tmp_path, capsys):
     """SIGKILL the raylet of the tool node running `victim` while iteration 2 of 3 runs. The 1-CPU head has no room
-    for the victim: it is full (ToolWorker; one tool worker kept between iterations), or the rollout worker asks
+    for the victim: it is full (ToolWorker, kept between iterations by a long idle_s_before_shrink: with
+    min_workers=1 the pool would wait at start-up for a node whose launch, on this one machine where all nodes
+    share the session dir, can pull the job's working dir from under the head's starting workers; see
+    docs/reliability.md), or the rollout worker asks
     for 1.5 CPUs (RolloutWorker; tool nodes have 2). The job completes every iteration with each trajectory once;
     the lost workers come back on another node the autoscaler launches."""
     extra = FILL_HEAD + (["rollout.num_cpus_per_worker=1.5"] if victim == "RolloutWorker" else
-                         ["tool_pool.min_workers=1"])
+                         ["tool_pool.idle_s_before_shrink=600"])
     with LocalCluster(head_cpus=1, max_tool_nodes=3, tool_node_cpus=2, idle_timeout_s=2.0) as cluster:
         job_id, out_dir = submit_dgrpo(cluster, tmp_path, capsys, 3, *extra)
         jc = client(cluster.dashboard_url)
