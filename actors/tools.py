@@ -72,6 +72,7 @@ class ToolWorker:
         # worker is up in well under a second, which is what makes scaling up on a burst of tool calls pay off
         self.tool_cfg, self.view_cfg = tool_cfg, view_cfg
         self.calls = 0
+        self.node = ray.get_runtime_context().get_node_id()  # in every result: where calls ran, as the pool grows
 
     def ping(self) -> int:
         return self.calls
@@ -84,7 +85,8 @@ class ToolWorker:
         if time.time() > deadline:
             return _expired()
         self.calls += 1
-        return run_tool_call(name, arguments, video, duration, self.tool_cfg)
+        meta, frames = run_tool_call(name, arguments, video, duration, self.tool_cfg)
+        return {**meta, "node_id": self.node}, frames
 
     @ray.method(num_returns=2)
     def global_view(self, video: str, duration: float, overrides: dict | None = None,
@@ -94,7 +96,8 @@ class ToolWorker:
             return _expired()
         self.calls += 1
         cfg = dataclasses.replace(self.view_cfg, **overrides) if overrides else self.view_cfg
-        return run_global_view(video, duration, cfg, self.tool_cfg)
+        meta, frames = run_global_view(video, duration, cfg, self.tool_cfg)
+        return {**meta, "node_id": self.node}, frames
 
 
 def source_metrics(sources: Counter) -> dict:

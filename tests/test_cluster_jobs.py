@@ -1,95 +1,45 @@
 """Jobs on a real `ray start --head` cluster (dashboard, token auth, job server) through `vital-ray submit`.
 
-The head runs on free ports in its own temp dir and process group; teardown kills exactly its processes (never
-`ray stop`, which would stop every Ray cluster on the machine, other users' included).
+The head runs on free ports in its own temp dir and process group (`cluster.local_cluster.LocalCluster`); teardown
+kills exactly its processes (never `ray stop`, which would stop every Ray cluster on the machine, other users'
+included).
 """
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
 
 from cluster.check import METRICS, scrape
+from cluster.local_cluster import LocalCluster
+from cluster.procs import free_ports
 from cluster.submit import build_entrypoint, client, load_runtime_env, main as submit_main, wait
+from vital_ray.tools.scaling import NODE_KIND_LABEL
 
 pytestmark = pytest.mark.ray
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def pids_of(marker: str) -> list[int]:
-    """Processes whose command line mentions `marker` (our head's unique temp dir)."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    out.append(int(pid))
-        except OSError:
-            continue
-    return out
 
 
 @pytest.fixture(scope="module")
 def head():
-    """-> (dashboard URL, metrics export port, temp dir) of a private head node with 2 CPUs."""
-    gcs, dash, client_port, metrics, agent_http, agent_grpc, env_agent, nm, om = free_ports(9)
-    temp_dir = tempfile.mkdtemp(prefix="vrh", dir="/tmp")  # short: Ray's socket paths live under it
-    cmd = [os.path.join(BIN, "ray"), "start", "--head", "--block", "--num-cpus", "2", "--port", str(gcs),
-           "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--ray-client-server-port",
-           str(client_port), "--metrics-export-port", str(metrics), "--dashboard-agent-listen-port", str(agent_http),
-           "--dashboard-agent-grpc-port", str(agent_grpc), "--runtime-env-agent-port", str(env_agent),
-           "--node-manager-port", str(nm), "--object-manager-port", str(om), "--temp-dir", temp_dir,
-           "--disable-usage-stats", "--labels", "vital-ray/node-kind=tool"]
-    env = {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"], "RAY_metrics_report_interval_ms": "2000"}
-    env.pop("PYTHONPATH", None)  # jobs must get our code from the uploaded working dir, not from this checkout
-    env.pop("RAY_ADDRESS", None)
-    log = open(os.path.join(temp_dir, "head.log"), "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{dash}"
+    """-> (dashboard URL, metrics export port, temp dir) of a private head node with 2 CPUs, labelled a tool node."""
+    cluster = LocalCluster(head_cpus=2, max_tool_nodes=0, head_labels={NODE_KIND_LABEL: "tool"},
+                           env={"RAY_metrics_report_interval_ms": "2000"}).start()
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                client(url).list_jobs()
-                break
-            except Exception:  # noqa: BLE001 - the dashboard is still starting
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"head did not come up: {open(log.name).read()[-3000:]}") from None
-                time.sleep(2)
-        yield url, metrics, temp_dir
+        yield cluster.dashboard_url, cluster.metrics_port, cluster.temp_dir
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # ray start, GCS, raylet, dashboard, ... : one process group
-        time.sleep(3)  # a short grace: nothing of this throwaway cluster needs to outlive it
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
-        for pid in pids_of(temp_dir):  # anything that left the group (job drivers, workers) but is ours
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(1)
-        assert not pids_of(temp_dir), "processes of the test cluster survived teardown"
+        cluster.stop()  # raises if any of its processes survived
+
+
+def tiny_dgrpo_overrides(tmp_path, out_dir, iterations: int = 1) -> list[str]:
+    """A DGRPO job small enough for a test cluster: 1 prompt x 2 rollouts per iteration, 0.5 CPU per pool."""
+    return [f"trainer.iterations={iterations}", "trainer.prompts_per_iter=1", "rollout.group_size=2",
+            "rollout.max_tokens_per_turn=12", "rollout.max_total_tokens=200", "rollout.num_cpus_per_worker=0.5",
+            "learner.num_cpus_per_worker=0.5", "view.max_frames=4", "tool.max_frames=4", "tool.max_pixels=3136",
+            "data.num_videos=1", "data.video_duration_s=30", f"data.synthetic_dir={tmp_path / 'synth'}",
+            f"trainer.output_dir={out_dir}", "trainer.progress=false"]
 
 
 def test_runtime_env_and_entrypoint(tmp_path):
@@ -153,12 +103,8 @@ def test_submitted_dgrpo_runs_to_the_end(head, tmp_path, capsys):
     """The real driver: one tiny DGRPO iteration as a job, checkpoint written, logs retrievable."""
     url, _, _ = head
     out_dir = tmp_path / "dgrpo"
-    overrides = ["trainer.iterations=1", "trainer.prompts_per_iter=1", "rollout.group_size=2",
-                 "rollout.max_tokens_per_turn=12", "rollout.max_total_tokens=200", "rollout.num_cpus_per_worker=0.5",
-                 "learner.num_cpus_per_worker=0.5", "view.max_frames=4", "tool.max_frames=4",
-                 "tool.max_pixels=3136", "data.num_videos=1", "data.video_duration_s=30",
-                 f"data.synthetic_dir={tmp_path / 'synth'}", f"trainer.output_dir={out_dir}", "trainer.progress=false"]
-    rc = submit_main(["--address", url, "--working-dir", ROOT, "--follow", "--", "dgrpo", *overrides])
+    rc = submit_main(["--address", url, "--working-dir", ROOT, "--follow", "--", "dgrpo",
+                      *tiny_dgrpo_overrides(tmp_path, out_dir)])
     out = capsys.readouterr().out
     assert rc == 0, out[-3000:]
     assert "iter   1 |" in out and list(out_dir.glob("checkpoints/step_*"))

@@ -19,6 +19,7 @@ from ray._private import state
 
 from actors.learner import LearnerFailure, LearnerPool
 from actors.tools import ToolPool
+from cluster.procs import cmdline
 from pipelines.session import RLSession, load_training_records
 from tests.test_bad_input import odd_videos  # noqa: F401  (fixture: AV1 and 8000x8000 mp4s)
 from tests.test_pipeline_ray import OVERRIDES
@@ -47,14 +48,6 @@ def rl(ray_local, synthetic, tiny_model_path):
 
 def _pid(actor) -> int:
     return ray.get(actor.__ray_call__.remote(lambda self: os.getpid()), timeout=120)
-
-
-def _title(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 class _Killer(threading.Thread):
@@ -132,7 +125,7 @@ def test_reward_actor_killed_mid_scoring_loses_nothing(rl):
     items = [(rec.data_source, t, rec.solution, i % 3) for i, t in enumerate(texts)]
     want = [score_response(*it, RewardConfig()).total for it in items]
     pid = _pid(session.rewards.workers[0])
-    killer = _kill_when(pid, lambda: "score" in _title(pid))
+    killer = _kill_when(pid, lambda: "score" in cmdline(pid))
     got = session.rewards.score(items)
     killer.join()
     assert killer.mid_task  # the worker was running `score` when it died
@@ -154,7 +147,7 @@ def test_rollout_actor_killed_mid_generation_restarts_with_synced_weights(rl):
     session.gen_pool.update_weights(entries, [ray.put(b) for b in buckets], version=7)
     want = {k: float(v.double().sum()) for k, v in synced.items()}
     pid = _pid(worker)
-    killer = _kill_when(pid, lambda: "generate" in _title(pid))
+    killer = _kill_when(pid, lambda: "generate" in cmdline(pid))
     trajs, m = session.rollout(records[:2])
     killer.join()
     assert killer.mid_task
@@ -300,7 +293,7 @@ def test_learner_rank_killed_mid_step_fails_fast(rl, tiny_model_path):
         t.advantage = 1.0 if i % 2 else -1.0
     samples = [sample_from_trajectory(t) for t in trajs]
     pid = _pid(learner.workers[1])
-    killer = _kill_when(pid, lambda: "policy_update" in _title(pid))
+    killer = _kill_when(pid, lambda: "policy_update" in cmdline(pid))
     t0 = time.perf_counter()
     with pytest.raises(LearnerFailure, match="learner rank 1 died during policy_update.*--resume"):
         learner.policy_update(samples)
@@ -322,7 +315,7 @@ def _session_pids(sid: int, title: str) -> list[int]:
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if os.getsid(int(d)) == sid and title in _title(int(d)):
+                if os.getsid(int(d)) == sid and title in cmdline(int(d)):
                     pids.append(int(d))
             except OSError:
                 continue

@@ -434,13 +434,16 @@ def _validate(cfg: Any) -> None:
         if not serve.model_name:
             raise ConfigError("serve.model_name must not be empty")
     pool = getattr(cfg, "tool_pool", None)
-    if pool is not None and not (1 <= pool.min_workers <= pool.max_workers and pool.scale_up_queue >= 1
+    # min_workers 0: an idle pool holds no worker, so the autoscaler can remove every tool node
+    if pool is not None and not (0 <= pool.min_workers <= pool.max_workers and pool.max_workers >= 1
+                                 and pool.scale_up_queue >= 1
                                  and pool.max_concurrency >= 1 and pool.autoscale_interval_s > 0
                                  and pool.idle_s_before_shrink >= 0 and pool.num_cpus_per_worker >= 0
                                  and pool.affinity_slack >= 0):
-        raise ConfigError(f"tool_pool: need 1 <= min_workers ({pool.min_workers}) <= max_workers "
-                          f"({pool.max_workers}), scale_up_queue >= 1, max_concurrency >= 1, autoscale_interval_s > 0, "
-                          "idle_s_before_shrink >= 0, num_cpus_per_worker >= 0, affinity_slack >= 0")
+        raise ConfigError(f"tool_pool: need 0 <= min_workers ({pool.min_workers}) <= max_workers "
+                          f"({pool.max_workers}), max_workers >= 1, scale_up_queue >= 1, max_concurrency >= 1, "
+                          "autoscale_interval_s > 0, idle_s_before_shrink >= 0, num_cpus_per_worker >= 0, "
+                          "affinity_slack >= 0")
     if rollout is not None and not 0.0 < rollout.gpu_memory_utilization <= 1.0:
         raise ConfigError(f"rollout.gpu_memory_utilization must be in (0, 1], got {rollout.gpu_memory_utilization}")
     tool = getattr(cfg, "tool", None)
