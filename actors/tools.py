@@ -68,8 +68,12 @@ def run_global_view(video: str, duration: float, cfg: VideoViewConfig, tool_cfg:
 @ray.remote(max_restarts=-1, max_task_retries=-1)
 class ToolWorker:
     def __init__(self, tool_cfg: ToolConfig, view_cfg: VideoViewConfig):
-        # no torch imported here (decoders run with one thread; torchcodec imports torch on first use only): a new
-        # worker is up in well under a second, which is what makes scaling up on a burst of tool calls pay off
+        # the decoder is imported here, before the worker counts as ready, not inside the first call's timeout:
+        # torchcodec imports torch (seconds on a busy machine); decord and PyAV keep a new worker up in well under
+        # a second, which is what makes scaling up on a burst of tool calls pay off
+        from vital_ray.tools.decoders import resolve
+
+        self.decoder = resolve(tool_cfg.decoder)
         self.tool_cfg, self.view_cfg = tool_cfg, view_cfg
         self.calls = 0
         self.node = ray.get_runtime_context().get_node_id()  # in every result: where calls ran, as the pool grows

@@ -40,7 +40,8 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module")
 def rl(ray_local, synthetic, tiny_model_path):
-    cfg = load_config(DGRPOJobConfig, None, OVERRIDES + ["tool.max_retries=3"])
+    # decord: the bad-video cases expect its errors (a decoder built on the system's FFmpeg may read AV1)
+    cfg = load_config(DGRPOJobConfig, None, OVERRIDES + ["tool.max_retries=3", "tool.decoder=decord"])
     session = RLSession(cfg, tiny_model_path)
     yield cfg, session, synthetic[0]
     session.shutdown()
