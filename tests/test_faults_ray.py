@@ -4,6 +4,7 @@ a lost learner rank, fails the step at once with a clear error (the resume is te
 end to end, in the slow test here)."""
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -233,9 +234,10 @@ async def _ping_restarted(worker, restarts: int, wait_s: float = 30.0) -> int:
 
 
 def test_hung_tool_call_times_out_and_pool_recovers(rl, odd_videos):  # noqa: F811
-    """A genuinely slow call: full-resolution decoding of an 8000x8000 video (no decode cap) takes seconds."""
+    """A genuinely slow call: opening and decoding an 8000x8000 video (no decode cap) in a fresh worker takes
+    about half a second on this machine, five times the 0.1 s timeout."""
     cfg, session, records = rl
-    tool_cfg = type(cfg.tool)(**{**cfg.tool.__dict__, "timeout_s": 1.0, "max_retries": 1,
+    tool_cfg = type(cfg.tool)(**{**cfg.tool.__dict__, "timeout_s": 0.1, "max_retries": 1,
                                  "max_source_pixels": 10**9})
     pool = ToolPool(tool_cfg, cfg.view, cfg.tool_pool)
 
@@ -245,6 +247,7 @@ def test_hung_tool_call_times_out_and_pool_recovers(rl, odd_videos):  # noqa: F8
                                   2.0)
         hung_s = time.perf_counter() - t0
         restarted_calls = await _ping_restarted(pool.workers[0], pool.timeouts)  # a cancelled call is not re-run
+        pool.tool_cfg = dataclasses.replace(pool.tool_cfg, timeout_s=60.0)
         rec = records[0]
         ok = await pool.call("get_video_clip_frame", {"start_time": 5, "end_time": 9}, rec.video, rec.duration)
         return hung, hung_s, restarted_calls, ok
@@ -252,7 +255,7 @@ def test_hung_tool_call_times_out_and_pool_recovers(rl, odd_videos):  # noqa: F8
     try:
         hung, hung_s, restarted_calls, (meta, frames) = asyncio.run(calls())
         assert restarted_calls == 0
-        assert not hung["ok"] and "timed out after 1s" in hung["text"] and hung["attempts"] == 2
+        assert not hung["ok"] and "timed out after 0.1s" in hung["text"] and hung["attempts"] == 2
         assert pool.timeouts == 2 and hung_s < 30
         assert meta["ok"] and ray.get(frames).shape[0] == meta["shape"][0] > 0  # the restarted worker serves
     finally:
