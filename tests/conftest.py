@@ -63,3 +63,13 @@ def broken_videos(synthetic, tmp_path):
     files["truncated"].write_bytes(data[: len(data) // 3])
     files["random"].write_bytes(os.urandom(50_000))
     return {k: str(v) for k, v in files.items()}
+
+
+@pytest.fixture(scope="module")
+def one_rank():
+    """A one-process gloo group for in-process learners, on an in-memory store: no port to race for."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()

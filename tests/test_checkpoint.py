@@ -3,21 +3,11 @@
 import os
 
 import numpy as np
-import pytest
 import torch
 
 from vital_ray.batch import TrainSample
 from vital_ray.config import AlgoConfig, LearnerConfig
-from vital_ray.training import checkpoint, fsdp
-
-
-@pytest.fixture(scope="module")
-def one_rank():
-    import torch.distributed as dist
-
-    fsdp.init_distributed(0, 1, "127.0.0.1", fsdp.free_port(), "gloo")
-    yield
-    dist.destroy_process_group()
+from vital_ray.training import checkpoint
 
 
 def _samples(tiny_model_path, n=4):

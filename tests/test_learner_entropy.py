@@ -1,20 +1,9 @@
 """algo.entropy_coef: the policy update adds -coef * entropy, so with zero advantages it alone moves the model."""
 
 import numpy as np
-import pytest
 
 from vital_ray.batch import TrainSample
 from vital_ray.config import AlgoConfig, LearnerConfig
-from vital_ray.training import fsdp
-
-
-@pytest.fixture(scope="module")
-def one_rank():
-    import torch.distributed as dist
-
-    fsdp.init_distributed(0, 1, "127.0.0.1", fsdp.free_port(), "gloo")
-    yield
-    dist.destroy_process_group()
 
 
 def _zero_advantage_samples(tiny_model_path):
