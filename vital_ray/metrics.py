@@ -75,13 +75,16 @@ class MetricsLogger:
         with open(self.path) as f:
             return [json.loads(line) for line in f if line.strip()]
 
-    def plot(self, keys=("reward/mean", "reward/accuracy"), name: str = "reward_curve.png") -> str:
+    def plot(self, keys=None, name: str = "reward_curve.png") -> str:
+        """`keys` None: the mean reward, accuracy and each reward component (format, tool, task), so a rise that
+        is only format shows as such."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         rows = self.history()
+        keys = keys or sorted({k for r in rows for k in r if k.startswith("reward/")})
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for key in keys:
             xs = [r["iteration"] for r in rows if key in r]
