@@ -65,12 +65,15 @@ def evaluate_models(cfg: DGRPOJobConfig, path: str | None, overrides: list[str],
     return results
 
 
+COUNTS = ("n", "tool_calls_per_answer")  # printed as they are; the other columns are shares, in percent
+
+
 def table(results: dict) -> str:
-    def cell(v):
-        return "" if v is None else str(v) if isinstance(v, int) else f"{v:.2f}" if v > 1 else f"{100 * v:.1f}"
+    def cell(col, v):
+        return "" if v is None else str(v) if isinstance(v, int) else f"{v:.2f}" if col in COUNTS else f"{100 * v:.1f}"
 
     lines = ["| model | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cell(m[c]) for c in COLUMNS) + " |" for name, m in results.items()]
+    lines += [f"| {name} | " + " | ".join(cell(c, m[c]) for c in COLUMNS) + " |" for name, m in results.items()]
     return "\n".join(lines)
 
 
