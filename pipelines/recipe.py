@@ -9,6 +9,8 @@ Features
 - resumable at any point: a finished stage (its `DONE.json`) is skipped, an interrupted one continues from its
   newest checkpoint (optimizer, RNG, data position), so re-running the same command after a crash continues it
 - `recipe.only=NAME` runs one stage, from the previous stage's result if it exists, else from `model.path`
+- `recipe.heldout.num_videos=N`: after the last stage, the base model and each stage's result are evaluated with
+  tools on and off on N held-out synthetic videos (pipelines/heldout.py: eval.md, eval.json, eval.png)
 Order of settings: YAML, then command-line overrides, then the stage's own overrides.
 """
 
@@ -46,6 +48,7 @@ def run(cfg: DGRPOJobConfig, path: str | None, overrides: list[str]) -> str:
     root = expand(cfg.trainer.output_dir)
     init_ray(cfg)
     model = ensure_model_folder(cfg.model)
+    evaluated = {"base": model}
     stages = cfg.recipe.stages
     names = [s.name for s in stages]
     print(f"vital_ray recipe: {' -> '.join(names)}" + (f" (only {cfg.recipe.only})" if cfg.recipe.only else ""),
@@ -58,15 +61,20 @@ def run(cfg: DGRPOJobConfig, path: str | None, overrides: list[str]) -> str:
             continue
         if done:
             print(f"[recipe] {stage.name}: done ({done})", flush=True)
-            model = done
+            model = evaluated[stage.name] = done
             continue
         print(f"[recipe] {stage.name} ({stage.kind}) from {model}", flush=True)
         scfg = stage_config(path, overrides, stage, root)
         model = (sft.train if stage.kind == "sft" else dgrpo.train)(scfg, init_model=model)
         with open(os.path.join(stage_dir, DONE), "w") as f:
             json.dump({"final": model, "stage": stage.name, "kind": stage.kind}, f)
+        evaluated[stage.name] = model
     if not cfg.recipe.only:
         link_final(root, model)
+        if cfg.recipe.heldout.num_videos:
+            from pipelines.heldout import evaluate_models
+
+            evaluate_models(cfg, path, overrides, evaluated)
     print(f"recipe finished: {model} (also {os.path.join(root, 'final')})", flush=True)
     return model
 

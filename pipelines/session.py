@@ -65,10 +65,17 @@ def load_training_records(cfg: DGRPOJobConfig) -> tuple[list, list]:
         return records, errors
     from vital_ray.data.synthetic import generate_dataset
 
-    _, json_path = generate_dataset(expand(cfg.data.synthetic_dir), num_videos=cfg.data.num_videos,
+    _, json_path = generate_dataset(synthetic_dir(cfg.data.synthetic_dir, cfg.data.tasks, cfg.data.shuffle_seed),
+                                    num_videos=cfg.data.num_videos,
                                     duration_s=cfg.data.video_duration_s, tasks=tuple(cfg.data.tasks),
                                     records_per_video=cfg.data.records_per_video, seed=cfg.data.shuffle_seed)
     return load_records(json_path, "", cfg.data.on_bad_record)
+
+
+def synthetic_dir(root: str, tasks, seed: int) -> str:
+    """One folder per task mix and seed: runs with different mixes (or a held-out seed) never regenerate each
+    other's videos."""
+    return os.path.join(expand(root), f"{'-'.join(tasks)}_seed{seed}")
 
 
 class ToolSession:

@@ -80,6 +80,7 @@ def _default_tasks() -> dict[str, TaskSpec]:
     return {
         "synthetic/tg": TaskSpec("tg", 0.0, 1.0),
         "synthetic/mcq": TaskSpec("mcq"),
+        "synthetic/flash": TaskSpec("mcq"),
         "charades": TaskSpec("tg"),
         "actnet": TaskSpec("tg"),
         "charades_cutreward": TaskSpec("tg", 0.2, 0.8),
@@ -258,11 +259,21 @@ def _vital_stages() -> list[StageConfig]:
 
 
 @dataclass
+class HeldoutConfig:
+    """The recipe's closing evaluation (pipelines/heldout.py): the base model and every stage's result, tools on
+    and off, on synthetic videos generated with another seed than the training set's."""
+
+    num_videos: int = 0  # 0: no held-out eval
+    seed: int = 1000
+
+
+@dataclass
 class RecipeConfig:
     """VITAL's 4 stages; each starts from the previous stage's final checkpoint."""
 
     stages: list[StageConfig] = field(default_factory=_vital_stages)
     only: str = ""  # run just this stage (from the previous stage's result if it exists, else model.path)
+    heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
 
 
 @dataclass

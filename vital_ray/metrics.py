@@ -75,8 +75,9 @@ class MetricsLogger:
         with open(self.path) as f:
             return [json.loads(line) for line in f if line.strip()]
 
-    def plot(self, keys=("reward/mean", "reward/accuracy"), name: str = "reward_curve.png") -> str | None:
-        """The curves as a PNG, or None where matplotlib (the `plots` extra) is not installed."""
+    def plot(self, keys=None, name: str = "reward_curve.png") -> str | None:
+        """`keys` None: the mean reward, accuracy and each reward component (format, tool, task), so a rise that
+        is only format shows as such. None where matplotlib (the `plots` extra) is not installed."""
         try:
             import matplotlib
         except ImportError:
@@ -86,6 +87,7 @@ class MetricsLogger:
         import matplotlib.pyplot as plt
 
         rows = self.history()
+        keys = keys or sorted({k for r in rows for k in r if k.startswith("reward/")})
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for key in keys:
             xs = [r["iteration"] for r in rows if key in r]

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from vital_ray.data import flash
 from vital_ray.data.records import Record, load_records, save_records
 
 COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 240), "yellow": (240, 220, 40),
@@ -85,14 +86,12 @@ def _sprite(ev: Event) -> tuple[np.ndarray, np.ndarray]:
     return arr[..., :3], arr[..., 3:] > 0
 
 
-def write_video(path: str, duration: float, events: list[Event], size=(320, 240), fps: int = 10, seed: int = 0):
-    """H.264 yuv420p, GOP of 1 s (short: cheap seeks for the clip tool)."""
+def encode_video(path: str, duration: float, size: tuple[int, int], fps: int, frame_at) -> None:
+    """H.264 yuv420p, GOP of 1 s (short: cheap seeks for the clip tool); `frame_at(t)` -> (H, W, 3) uint8.
+    Written to a temporary name and renamed, so a killed run never leaves a truncated video behind."""
     import av
 
     w, h = size
-    rng = np.random.default_rng(seed)
-    base = (np.full((h, w, 3), 40, np.uint8) + rng.integers(0, 12, (h, w, 1), dtype=np.uint8))
-    sprites = [_sprite(ev) for ev in events]
     tmp = f"{path}.tmp.mp4"
     with av.open(tmp, "w") as out:
         stream = out.add_stream("libx264", rate=fps)
@@ -100,21 +99,32 @@ def write_video(path: str, duration: float, events: list[Event], size=(320, 240)
         stream.options = {"preset": "ultrafast", "crf": "28", "g": str(fps), "keyint_min": str(fps)}
         stream.codec_context.thread_count = 1
         for i in range(int(round(duration * fps))):
-            t = i / fps
-            frame = base.copy()
-            # a drifting grey distractor so the video is never static
-            cx = int((0.5 + 0.4 * np.sin(t / 7.0)) * (w - 20))
-            cy = int((0.5 + 0.4 * np.cos(t / 5.0)) * (h - 20))
-            frame[cy:cy + 20, cx:cx + 20] = 150
-            for ev, (rgb, mask) in zip(events, sprites):
-                if ev.start <= t < ev.end:
-                    region = frame[ev.y:ev.y + ev.size, ev.x:ev.x + ev.size]
-                    np.copyto(region, rgb, where=mask)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame_at(i / fps), format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
     os.replace(tmp, path)
+
+
+def write_video(path: str, duration: float, events: list[Event], size=(320, 240), fps: int = 10, seed: int = 0):
+    w, h = size
+    rng = np.random.default_rng(seed)
+    base = (np.full((h, w, 3), 40, np.uint8) + rng.integers(0, 12, (h, w, 1), dtype=np.uint8))
+    sprites = [_sprite(ev) for ev in events]
+
+    def frame_at(t: float) -> np.ndarray:
+        frame = base.copy()
+        # a drifting grey distractor so the video is never static
+        cx = int((0.5 + 0.4 * np.sin(t / 7.0)) * (w - 20))
+        cy = int((0.5 + 0.4 * np.cos(t / 5.0)) * (h - 20))
+        frame[cy:cy + 20, cx:cx + 20] = 150
+        for ev, (rgb, mask) in zip(events, sprites):
+            if ev.start <= t < ev.end:
+                region = frame[ev.y:ev.y + ev.size, ev.x:ev.x + ev.size]
+                np.copyto(region, rgb, where=mask)
+        return frame
+
+    encode_video(path, duration, size, fps, frame_at)
 
 
 def make_records(video: str, vid: str, duration: float, events: list[Event], tasks, per_video: int,
@@ -133,7 +143,7 @@ def make_records(video: str, vid: str, duration: float, events: list[Event], tas
             out.append(Record(id=f"{vid}_mcq{k}", text=MCQ_TEMPLATE.format(desc=ev.desc, options=options),
                               solution="ABCD"[letters.index(ev.letter)], data_source="synthetic/mcq", **common))
         else:
-            raise ValueError(f"unknown synthetic task {task!r} (known: tg, mcq)")
+            raise ValueError(f"unknown synthetic task {task!r} (known: tg, mcq, flash)")
     return out
 
 
@@ -142,7 +152,7 @@ def generate_dataset(out_dir: str, num_videos: int = 4, duration_s: float = 120.
     """-> (records, json_path). Reuses an existing dataset generated with the same parameters."""
     os.makedirs(out_dir, exist_ok=True)
     params = {"num_videos": num_videos, "duration_s": duration_s, "tasks": list(tasks),
-              "records_per_video": records_per_video, "seed": seed, "size": list(size), "fps": fps, "version": 1}
+              "records_per_video": records_per_video, "seed": seed, "size": list(size), "fps": fps, "version": 2}
     json_path = os.path.join(out_dir, "records.json")
     manifest = os.path.join(out_dir, "manifest.json")
     if os.path.exists(manifest) and os.path.exists(json_path):
@@ -151,12 +161,20 @@ def generate_dataset(out_dir: str, num_videos: int = 4, duration_s: float = 120.
                 return load_records(json_path)[0], json_path
     rng = random.Random(seed)
     records = []
+    event_tasks = [t for t in tasks if t != "flash"]
     for v in range(num_videos):
         vid = f"synth_{seed}_{v:03d}"
-        path = os.path.join(out_dir, f"{vid}.mp4")
-        events = plan_events(duration_s, size, rng)
-        write_video(path, duration_s, events, size, fps, seed=seed * 1000 + v)
-        records += make_records(path, vid, duration_s, events, list(tasks), records_per_video, rng)
+        if event_tasks:
+            path = os.path.join(out_dir, f"{vid}.mp4")
+            events = plan_events(duration_s, size, rng)
+            write_video(path, duration_s, events, size, fps, seed=seed * 1000 + v)
+            records += make_records(path, vid, duration_s, events, event_tasks, records_per_video, rng)
+        if "flash" in tasks:  # its own fixed-length, low-resolution videos (vital_ray.data.flash)
+            path = os.path.join(out_dir, f"{vid}_flash.mp4")
+            flashes = flash.plan_flashes(rng)
+            encode_video(path, flash.DURATION_S, flash.SIZE, flash.FPS,
+                         flash.flash_frames(flashes, flash.SIZE, seed * 1000 + v))
+            records += flash.flash_records(path, vid, flashes, records_per_video, rng)
     save_records(records, json_path)
     with open(manifest, "w") as f:
         json.dump(params, f)

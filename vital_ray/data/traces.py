@@ -5,8 +5,8 @@ target as it is; otherwise `<think>...</think><answer>...</answer>` from the gro
 
 Stage 3 (tool use): a two-turn `solution` (MTVR_Tool_CoT: a list or its repr) is the target; the clip is the
 record's `tool_params` window, else the window of turn 1's tool call. Records without their own turns get a
-built trace: turn 1 calls the clip tool around the answer (ground-truth span widened by up to 20%, as VITAL built
-its tool parameters), turn 2 answers.
+built trace: turn 1 calls the clip tool on the record's `tool_params` window, else around the answer (ground-truth
+span widened by up to 20%, as VITAL built its tool parameters); turn 2 answers.
 """
 
 from __future__ import annotations
@@ -89,11 +89,14 @@ def teacher_trace(record, rng: random.Random) -> TeacherTrace | None:
     span = _span(record)
     if span is None:
         return None
-    s, e = span
-    pad = (e - s) * rng.uniform(0.0, 0.2)
-    cs, ce = max(0.0, s - pad), min(record.duration, e + pad)
-    if ce - cs <= 1.0:
-        ce = min(record.duration, cs + 2.0)
+    if getattr(record, "tool_params", None):  # the record names its window (the flash task's slot): call it
+        cs, ce = tool_window(record.tool_params, record.duration, record.id)
+    else:
+        s, e = span
+        pad = (e - s) * rng.uniform(0.0, 0.2)
+        cs, ce = max(0.0, s - pad), min(record.duration, e + pad)
+        if ce - cs <= 1.0:
+            ce = min(record.duration, cs + 2.0)
     turn1 = f"<think>Zoom in to check.</think>{_tool_call(cs, ce)}"
     turn2 = f"<think>Seen it.</think><answer>{_answer_text(record, span)}</answer>"
     return TeacherTrace(turn1, cs, ce, turn2)

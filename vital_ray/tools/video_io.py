@@ -114,6 +114,13 @@ def resize_frames(frames: np.ndarray, stamps: list[float], min_pixels: int, max_
     return out
 
 
+def global_view_times(duration: float, fps: float, max_frames: int) -> list[float]:
+    """The seconds the global view samples: the middles of `n` equal parts of the video. Public so that synthetic
+    tasks can place events that this view cannot see."""
+    n = max(1, min(max_frames, int(duration * fps)))
+    return [(i + 0.5) * duration / n for i in range(n)]
+
+
 def sample_global_view(path: str, duration: float, cfg, decoder: str = "auto",
                        max_source_pixels: int = MAX_SOURCE_PIXELS, src: VideoSource | None = None) -> VideoClip:
     """Uniform frames over the whole video: at `cfg.fps`, at most `cfg.max_frames` (VITAL's global view), read
@@ -124,7 +131,7 @@ def sample_global_view(path: str, duration: float, cfg, decoder: str = "auto",
     if duration and duration > src.duration * DURATION_SLACK[0] + DURATION_SLACK[1]:
         raise VideoError(path, f"the record's duration {duration:.2f} s exceeds the file's {src.duration:.2f} s")
     duration = min(duration, src.duration) if duration and duration > 0 else src.duration
-    n = max(1, min(cfg.max_frames, int(duration * cfg.fps)))
-    times = [(i + 0.5) * duration / n for i in range(n)]
+    times = global_view_times(duration, cfg.fps, cfg.max_frames)
+    n = len(times)
     frames = read_frames(src, times, times, cfg.min_pixels, cfg.max_pixels, cfg.draw_timestamps)
     return VideoClip(frames, n / duration, 0.0, duration, times, src.name)
