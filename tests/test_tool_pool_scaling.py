@@ -4,6 +4,7 @@ prefers tool-labelled nodes, and its cluster demand reaches the autoscaler's sta
 recorded; no autoscaler process runs locally to act on it)."""
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ import pytest
 import ray
 
 from actors.tools import ToolPool
+from tests.test_bad_input import odd_videos  # noqa: F401  (fixture: an 8000x8000 mp4)
 from vital_ray.config import ConfigError, DGRPOJobConfig, ToolConfig, ToolPoolConfig, VideoViewConfig, load_config
 from vital_ray.tools.scaling import NODE_KIND_LABEL, needed_workers, placement_options, resource_request
 
@@ -39,10 +41,11 @@ def autoscaler_request() -> list[dict]:
     return json.loads(raw) if raw else []
 
 
-def burst(pool: ToolPool, video: str, n: int) -> list[dict]:
+def burst(pool: ToolPool, video: str, n: int, duration: float = 60.0) -> list[dict]:
     async def go():
-        calls = [pool.call("get_video_clip_frame", {"start_time": float(i % 50), "end_time": float(i % 50 + 8)},
-                           video, 60.0) for i in range(n)]
+        spans = [(float(i % 50), float(i % 50 + 8)) if duration >= 60 else (0.0, duration - 0.1) for i in range(n)]
+        calls = [pool.call("get_video_clip_frame", {"start_time": s, "end_time": e}, video, duration)
+                 for s, e in spans]
         return [meta for meta, _ in await asyncio.gather(*calls)]
 
     return asyncio.run(go())
@@ -140,18 +143,17 @@ def test_pool_grows_under_a_burst_and_shrinks_when_idle(ray_two_cpus, synthetic)
     assert autoscaler_request() == []  # demand withdrawn
 
 
-def test_shrinking_never_drops_in_flight_calls(ray_two_cpus, synthetic):
+def test_shrinking_never_drops_in_flight_calls(ray_two_cpus, odd_videos):  # noqa: F811
     """idle_s_before_shrink=0: workers are drained while calls still run on them; every call still succeeds on
     its first attempt (a killed busy worker would surface as a retry). Shrinking takes two scaling steps while
-    over-sized, and the burst's tail (4 or fewer calls left) lasts about two call latencies (~70 ms): ticks every
-    10 ms make sure those steps fall inside it."""
-    records, _ = synthetic
+    over-sized, inside the burst's tail (2 or fewer calls left): each call here decodes an 8000x8000 video at full
+    resolution (a few hundred ms), so that tail spans many 10 ms ticks."""
     cfg = ToolPoolConfig(min_workers=1, max_workers=3, num_cpus_per_worker=0.5, max_concurrency=1,
                          scale_up_queue=2, idle_s_before_shrink=0.0, autoscale_interval_s=0.01,
                          request_resources=False)
-    pool = ToolPool(TOOL, VIEW, cfg)
+    pool = ToolPool(dataclasses.replace(TOOL, max_source_pixels=10**9), VIEW, cfg)
     try:
-        metas = burst(pool, records[1].video, 30)
+        metas = burst(pool, odd_videos["huge"], 12, duration=2.0)
         sizes = [s for _, s, q in pool.history if q > 0]
         assert max(sizes) == 3
         assert any(b < a for a, b in zip(sizes, sizes[1:])), \
