@@ -196,28 +196,36 @@ def test_tool_call_delivered_after_its_deadline_does_no_work(rl):
     assert ray.get(ok[0])["ok"] and ray.get(w.ping.remote()) == before + 1
 
 
-def test_tool_actor_killed_while_running_a_call_reruns_it_on_the_restarted_actor(rl):
+def test_tool_actor_killed_while_running_a_call_reruns_it_on_the_restarted_actor(rl, odd_videos):  # noqa: F811
     """Ray re-delivers the call to the restarted incarnation (max_task_retries): its call counter, fresh at 0, reads
-    1 afterwards. A kill that missed the call (before it started or after it ended) leaves it at 0."""
+    1 afterwards. A kill that missed the call (before it started or after it ended) leaves it at 0. The call
+    decodes an 8000x8000 video at full resolution (hundreds of ms), so the kill sent right after it entered the
+    worker lands inside it."""
     cfg, session, records = rl
-    rec, pool = records[0], session.tools
-    worker = pool.workers[0]
-    restarts = state.actors(actor_id=worker._actor_id.hex())["NumRestarts"]
+    tool_cfg = dataclasses.replace(cfg.tool, max_source_pixels=10**9)
+    pool = ToolPool(tool_cfg, cfg.view, dataclasses.replace(cfg.tool_pool, min_workers=1, max_workers=1))
 
     async def call_and_kill():
+        rec = records[0]
+        await pool.call("get_video_clip_frame", {"start_time": 5, "end_time": 9}, rec.video, rec.duration)
+        worker = pool.workers[0]
+        restarts = state.actors(actor_id=worker._actor_id.hex())["NumRestarts"]
         started = await worker.ping.remote()  # threaded actor: ping answers while a call runs
-        task = asyncio.ensure_future(pool.call("get_video_clip_frame", {"start_time": 0, "end_time": rec.duration},
-                                               rec.video, rec.duration))
+        task = asyncio.ensure_future(pool.call("get_video_clip_frame", {"start_time": 0.0, "end_time": 1.9},
+                                               odd_videos["huge"], 2.0))
         while await worker.ping.remote() == started:  # the call has entered the worker
             await asyncio.sleep(0.005)
         ray.kill(worker, no_restart=False)
         meta, frames = await task
         return meta, frames, await _ping_restarted(worker, restarts + 1)
 
-    meta, frames, reran = asyncio.run(call_and_kill())
-    assert meta["ok"], meta
-    assert ray.get(frames).shape[0] == meta["shape"][0] > 0
-    assert reran == 1 and meta["attempts"] == 1  # retried by Ray on the same handle, not by the pool elsewhere
+    try:
+        meta, frames, reran = asyncio.run(call_and_kill())
+        assert meta["ok"], meta
+        assert ray.get(frames).shape[0] == meta["shape"][0] > 0
+        assert reran == 1 and meta["attempts"] == 1  # retried by Ray on the same handle, not by the pool elsewhere
+    finally:
+        pool.shutdown()
 
 
 async def _ping_restarted(worker, restarts: int, wait_s: float = 30.0) -> int:
