@@ -30,6 +30,15 @@ class VideoSource:
     def get_frames(self, times: list[float]) -> np.ndarray:
         raise NotImplementedError
 
+    def _opened(self, path: str, size: tuple[int, int] | None, w: int, h: int) -> None:
+        """After a decoder has read `num_frames` and `fps`: the shared check and the derived fields. `size` is
+        the decode size (None: the source's `w` x `h`)."""
+        if self.num_frames <= 0 or not self.fps > 0:
+            raise VideoError(path, "no decodable frames")
+        self.path = path
+        self.pixels = size[0] * size[1] if size else w * h
+        self.duration = self.num_frames / self.fps
+
 
 def short(e: Exception) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]

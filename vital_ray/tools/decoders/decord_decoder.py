@@ -29,11 +29,7 @@ class DecordSource(VideoSource):
             if "cannot find video stream" in reason:  # the container is fine, decord lacks the decoder
                 reason = f"unsupported codec {codec}: decord cannot decode it; re-encode to H.264"
             raise VideoError(path, reason) from None
-        if self.num_frames <= 0 or not self.fps > 0:
-            raise VideoError(path, "no decodable frames")
-        self.path = path
-        self.pixels = size[0] * size[1] if size else w * h
-        self.duration = self.num_frames / self.fps
+        self._opened(path, size, w, h)
         self.keys: np.ndarray | None = None  # keyframe indices, read on first use
         self.lock = threading.Lock()  # one VideoReader is not safe across threads
 

@@ -30,11 +30,7 @@ class PyAVSource(VideoSource):
             st.codec_context.open()  # fails here when this FFmpeg build has no decoder for the codec
         except Exception as e:  # noqa: BLE001 - av.FFmpegError and friends
             raise VideoError(path, f"unsupported codec {codec}: pyav cannot decode it ({short(e)})") from None
-        if self.num_frames <= 0 or not self.fps > 0:
-            raise VideoError(path, "no decodable frames")
-        self.path = path
-        self.pixels = self.size[0] * self.size[1] if self.size else w * h
-        self.duration = self.num_frames / self.fps
+        self._opened(path, self.size, w, h)
         self.gop_s: float | None = None  # keyframe interval seen last (None: not yet)
         self.lock = threading.Lock()
 

@@ -34,11 +34,7 @@ class TorchcodecSource(VideoSource):
             if "codec" in reason.lower() or "decoder" in reason.lower():
                 reason = f"unsupported codec {codec}: torchcodec cannot decode it ({reason})"
             raise VideoError(path, reason) from None
-        if self.num_frames <= 0 or not self.fps > 0:
-            raise VideoError(path, "no decodable frames")
-        self.path = path
-        self.pixels = size[0] * size[1] if size else w * h
-        self.duration = self.num_frames / self.fps
+        self._opened(path, size, w, h)
         self.lock = threading.Lock()
 
     def get_frames(self, times: list[float]) -> np.ndarray:
