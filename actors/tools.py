@@ -73,7 +73,7 @@ class ToolWorker:
         # a second, which is what makes scaling up on a burst of tool calls pay off
         from vital_ray.tools.decoders import resolve
 
-        self.decoder = resolve(tool_cfg.decoder)
+        resolve(tool_cfg.decoder)  # imports the decoder it picks; the calls resolve it again, from a cache
         self.tool_cfg, self.view_cfg = tool_cfg, view_cfg
         self.calls = 0
         self.node = ray.get_runtime_context().get_node_id()  # in every result: where calls ran, as the pool grows
